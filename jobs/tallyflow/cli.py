@@ -1,0 +1,164 @@
+"""The `tallyflow` command line. Mistakes get one line on stderr and exit code 2; failures of
+the things it drives (a broker that does not answer, a bad catalog) exit 1; no tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tallyflow.errors import UserError
+from tallyflow.settings import Settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not the usage block
+        print(f"tallyflow: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return str(o)
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+def emit(obj: Any, fmt: str, table: str | None = None) -> None:
+    if fmt == "json":
+        print(json.dumps(obj, default=_json_default, indent=2))
+    else:
+        print(table if table is not None else _plain(obj))
+
+
+def _plain(obj: Any, indent: str = "") -> str:
+    if isinstance(obj, dict):
+        lines = []
+        for k, v in obj.items():
+            if isinstance(v, dict | list) and v:
+                lines.append(f"{indent}{k}:")
+                lines.append(_plain(v, indent + "  "))
+            else:
+                lines.append(f"{indent}{k}: {_json_default(v) if isinstance(v, Decimal) else v}")
+        return "\n".join(lines)
+    if isinstance(obj, list):
+        return "\n".join(_plain(v, indent) if isinstance(v, dict | list) else f"{indent}- {v}" for v in obj)
+    return f"{indent}{obj}"
+
+
+def _format_arg(p: argparse.ArgumentParser, choices: Sequence[str] = ("table", "json")) -> None:
+    p.add_argument("--format", choices=choices, default="table", help="output format (default: table)")
+
+
+def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import stack
+
+    result = {"up": stack.up, "down": stack.down, "status": stack.status}[args.action](settings)
+    emit(result, args.format)
+    return 0
+
+
+def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import producer
+
+    if args.file:
+        report = producer.produce_file(settings, Path(args.file))
+    else:
+        from tallyflow import generator
+
+        gen = generator.generate(args.generate, customers=args.customers, period=args.period,
+                                 duplicate_rate=args.duplicate_rate, late_rate=args.late_rate, seed=args.seed)
+        if args.out:
+            with open(args.out, "w") as fh:
+                events = list(gen)
+                fh.writelines(json.dumps(e) + "\n" for e in events)
+            gen = iter(events)
+        report = producer.produce_records(settings, gen)
+    for problem in report.problems[:20]:
+        print(problem, file=sys.stderr)
+    emit(report.as_dict(), args.format, f"sent {report.sent}, rejected {report.rejected}, failed {report.failed}")
+    return 1 if report.rejected or report.failed else 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import runner
+
+    def progress(status: str, stats: Any) -> None:
+        if args.verbose:
+            print(f"job {status}; loaded {dict(stats.rows)}", file=sys.stderr)
+
+    result = runner.run(settings, args.catalog, bounded=args.bounded, on_progress=progress)
+    d = result.as_dict()
+    rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
+    emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}")
+    return 0 if result.status in ("FINISHED", "CANCELED") else 1
+
+
+def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import clickhouse, invoice
+
+    client = clickhouse.connect(settings)
+    clickhouse.migrate(client)
+    invoices = invoice.compute(client, args.period, customer=args.customer)
+    emit([i.as_dict() for i in invoices], args.format, invoice.render_table(invoices))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tallyflow", description="Usage-based billing on Kafka, PyFlink and ClickHouse.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("stack", help="start, stop or inspect the local Kafka broker (KRaft)")
+    p.add_argument("action", choices=["up", "down", "status"])
+    _format_arg(p)
+    p.set_defaults(func=_cmd_stack)
+
+    p = sub.add_parser("produce", help="publish usage events (JSON lines, or synthetic)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--file", help="JSON event per line (shared/CATALOG.md form); - for stdin")
+    src.add_argument("--generate", type=int, metavar="N", help="publish N synthetic events")
+    p.add_argument("--customers", type=int, default=5, help="synthetic customers (default 5)")
+    p.add_argument("--duplicate-rate", type=float, default=0.0, help="share of events sent twice")
+    p.add_argument("--late-rate", type=float, default=0.0, help="share of events sent hours late")
+    p.add_argument("--period", help="month of the synthetic events, YYYY-MM (default: last month)")
+    p.add_argument("--seed", type=int, default=7, help="generator seed (same seed, same event ids)")
+    p.add_argument("--out", help="also write the synthetic events to this JSON-lines file")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_produce)
+
+    p = sub.add_parser("run", help="validate and apply the catalog, then run the metering job")
+    p.add_argument("--catalog", required=True, help="catalog file (YAML or JSON)")
+    p.add_argument("--bounded", action="store_true",
+                   help="process what the topic holds now, land all of it, and return")
+    p.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("invoice", help="compute invoices for a billing period from ClickHouse")
+    p.add_argument("--period", required=True, help="billing period, YYYY-MM")
+    p.add_argument("--customer", help="only this customer")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_invoice)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings)
+    except UserError as e:
+        print(f"tallyflow: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tallyflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

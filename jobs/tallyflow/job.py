@@ -1,0 +1,247 @@
+"""The metering job: a pure builder of Flink SQL over a TableEnvironment, plus its configuration.
+
+Every per-event step runs in Flink's JVM operators (DESIGN.md, performance facts):
+
+    Kafka events (raw bytes) -> TF_DECODE (JVM UDF: Confluent Avro decode + validation)
+      -> rejects:  dead-letter topic (original key and bytes, reason in headers)
+      -> valid:    dedup on (customer_id, event_id), keep first (state TTL = dedup horizon)
+                   -> accepted topic (every deduplicated event, flagged on_time)
+                   -> on time (event_time > CURRENT_WATERMARK): hourly TUMBLE windows per
+                      customer, meter and group -> usage topic
+                   -> behind the watermark: late topic
+All sinks are transactional Kafka sinks (exactly-once, committed on checkpoint); the loader
+(loader.py) lands them in ClickHouse idempotently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from pyflink.table import Schema, StatementSet, StreamTableEnvironment, TableEnvironment
+
+from tallyflow import topics
+from tallyflow.catalog import Catalog, Meter
+from tallyflow.settings import Settings, flink_interval
+
+UDF_CLASS = "io.tallyflow.udf.DecodeUsageEvent"
+JOB_GROUP = "job"  # consumer group suffix of the job's Kafka source
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    bounded: bool = False
+    name: str = "tallyflow-metering"
+    checkpoint_dir: str | None = None
+
+
+def jar_urls(settings: Settings) -> list[str]:
+    jars = sorted((settings.jars_dir / "flink").glob("*.jar"))
+    return [j.resolve().as_uri() for j in jars]
+
+
+def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) -> None:
+    """Job-wide configuration: jars, parallelism, checkpoints, restarts, state TTL."""
+    conf = t_env.get_config()
+    for key, value in {
+        "pipeline.name": options.name,
+        "pipeline.jars": ";".join(jar_urls(settings)),
+        "parallelism.default": str(settings.parallelism),
+        "python.execution-mode": "thread",
+        "execution.checkpointing.interval": f"{int(settings.checkpoint_interval.total_seconds() * 1000)} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.dir": options.checkpoint_dir or (settings.home / "checkpoints").as_uri(),
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(settings.restart_attempts),
+        "restart-strategy.fixed-delay.delay": "2 s",
+        "state.backend.type": "rocksdb",
+        "state.backend.incremental": "true",
+        # Dedup state lives as long as the dedup horizon (processing time); windows clean themselves.
+        "table.exec.state.ttl": f"{int(settings.dedup_horizon.total_seconds() * 1000)} ms",
+        "table.exec.source.idle-timeout": f"{int(settings.idle_timeout.total_seconds() * 1000)} ms",
+        "table.local-time-zone": "UTC",
+        # Stable operator uids derived from the plan, so checkpoints restore onto the same job.
+        "table.exec.uid.generation": "ALWAYS",
+        # Mini-batch would turn the keep-first dedup into an updating stream (not insert-only),
+        # which Kafka append sinks refuse; window aggregates buffer on their own anyway.
+        "table.exec.mini-batch.enabled": "false",
+    }.items():
+        conf.set(key, value)
+
+
+def decoder_config(settings: Settings, customers_file: str | None) -> str:
+    """The settings literal TF_DECODE takes as its second argument."""
+    conf = {
+        "max_future_ms": str(int(settings.max_future.total_seconds() * 1000)),
+        "max_quantity": str(settings.max_quantity),
+        "max_record_bytes": str(settings.max_record_bytes),
+        "registry": settings.schema_registry_url or "",
+        "customers_file": customers_file or "",
+    }
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in conf.items() if v)
+
+
+def write_customers_file(settings: Settings, catalog: Catalog) -> str | None:
+    """The customer registry the decoder checks against, when TALLYFLOW_REQUIRE_KNOWN_CUSTOMER is on."""
+    if not settings.require_known_customer:
+        return None
+    path = settings.home / "customers" / f"{catalog.digest}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{c}\n" for c in catalog.customers))
+    return path.resolve().as_uri()
+
+
+def _kafka_common(settings: Settings, topic: str) -> str:
+    return f"'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{settings.bootstrap}'"
+
+
+def _json_sink(settings: Settings, table: str, topic_name: str, columns: str) -> str:
+    topic = settings.topic(topic_name)
+    return f"""CREATE TEMPORARY TABLE {table} ({columns}) WITH (
+        {_kafka_common(settings, topic)},
+        'format' = 'json',
+        'json.encode.decimal-as-plain-number' = 'true',
+        'json.timestamp-format.standard' = 'ISO-8601',
+        'sink.delivery-guarantee' = 'exactly-once',
+        'sink.transactional-id-prefix' = '{settings.topic_prefix}{topic_name}-sink',
+        'properties.transaction.timeout.ms' = '900000'
+    )"""
+
+
+def _source(settings: Settings, options: JobOptions, decoder_conf: str) -> str:
+    bounded = ", 'scan.bounded.mode' = 'latest-offset'" if options.bounded else ""
+    return f"""CREATE TEMPORARY TABLE raw_events (
+        k BYTES,
+        v BYTES,
+        kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+        kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+        kafka_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+        d AS TF_DECODE(v, '{decoder_conf}'),
+        -- Rejects carry time 0 so they never advance the watermark.
+        event_time AS COALESCE(TF_DECODE(v, '{decoder_conf}').event_time, TO_TIMESTAMP_LTZ(0, 3)),
+        pt AS PROCTIME(),
+        WATERMARK FOR event_time AS event_time - {flink_interval(settings.out_of_orderness)}
+    ) WITH (
+        {_kafka_common(settings, settings.topic(topics.EVENTS))},
+        'properties.group.id' = '{settings.topic_prefix}{JOB_GROUP}',
+        'properties.isolation.level' = 'read_committed',
+        'properties.auto.offset.reset' = 'earliest',
+        'scan.startup.mode' = 'group-offsets',
+        'key.format' = 'raw',
+        'key.fields' = 'k',
+        'value.format' = 'raw',
+        'value.fields-include' = 'EXCEPT_KEY'{bounded}
+    )"""
+
+
+_EVENT_COLUMNS = """customer_id STRING, event_id STRING, event_type STRING, event_time TIMESTAMP_LTZ(3),
+    `values` MAP<STRING, DECIMAL(38, 12)>, dimensions MAP<STRING, STRING>, schema_id INT, on_time BOOLEAN"""
+
+
+def _group_key(meter: Meter) -> str:
+    """A canonical JSON object of the meter's group-by dimensions (sorted keys, absent omitted)."""
+    if not meter.group_by:
+        return "'{}'"
+    pairs = ", ".join(f"KEY '{k}' VALUE dims['{k}']" for k in sorted(meter.group_by))
+    return f"JSON_OBJECT({pairs} ABSENT ON NULL)"
+
+
+def _meter_rows(meter: Meter) -> str:
+    """One row per event that the meter counts: (customer, meter, group, quantity, time)."""
+    if meter.aggregation == "count":
+        qty, extra = "CAST(1 AS DECIMAL(38, 12))", ""
+    elif meter.aggregation == "unique_count":
+        # Windows count events here; distinct values are counted over the period in ClickHouse.
+        qty, extra = "CAST(1 AS DECIMAL(38, 12))", f" AND dims['{meter.value}'] IS NOT NULL"
+    else:
+        qty, extra = f"vals['{meter.value}']", f" AND vals['{meter.value}'] IS NOT NULL"
+    return (f"SELECT customer_id, '{meter.id}' AS meter_id, {_group_key(meter)} AS group_key, "
+            f"{qty} AS qty, event_time FROM on_time_events WHERE event_type = '{meter.event_type}'{extra}")
+
+
+def _materialize(t_env: StreamTableEnvironment, name: str, table, *, proctime: bool = False) -> None:
+    """Registers `table` as view `name` backed by one DataStream node, keeping rowtime and watermarks."""
+    schema = (Schema.new_builder()
+              .column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
+              .watermark("rowtime", "SOURCE_WATERMARK()"))
+    if proctime:
+        schema = schema.column_by_expression("pt", "PROCTIME()")
+    t_env.create_temporary_view(name, t_env.from_data_stream(t_env.to_data_stream(table), schema.build()))
+
+
+def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, options: JobOptions) -> StatementSet:
+    """Declares sources, views and sinks on t_env and returns the statement set to execute."""
+    configure(t_env, settings, options)
+    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS TF_DECODE AS '{UDF_CLASS}' LANGUAGE JAVA")
+    t_env.execute_sql(_source(settings, options, decoder_config(settings, write_customers_file(settings, catalog))))
+    decoded = t_env.sql_query("""
+        SELECT COALESCE(d.error, CASE WHEN d.event_time <> event_time
+                   THEN 'event_time crossed the future limit while decoding; resend' END) AS error,
+               d.schema_id AS schema_id, d.event_id AS event_id, d.customer_id AS customer_id,
+               d.event_type AS event_type, event_time, d.vals AS vals, d.dims AS dims,
+               k, v, kafka_partition, kafka_offset, kafka_time
+        FROM raw_events""")
+    # The planner copies a sub-plan once per consumer when it holds a nondeterministic call
+    # (PROCTIME, CURRENT_WATERMARK): each sink would get its own Kafka reader, dedup and on-time
+    # verdict. A trip through the DataStream API (JVM only, no Python) makes one node all share.
+    _materialize(t_env, "decoded", decoded, proctime=True)
+    deduplicated = t_env.sql_query("""
+        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims, schema_id,
+               CURRENT_WATERMARK(rowtime) IS NULL OR rowtime > CURRENT_WATERMARK(rowtime) AS on_time
+        FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id, event_id ORDER BY pt) AS rn
+            FROM decoded WHERE error IS NULL
+        ) WHERE rn = 1""")
+    _materialize(t_env, "deduplicated", deduplicated)
+    t_env.execute_sql("""CREATE TEMPORARY VIEW on_time_events AS
+        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims FROM deduplicated WHERE on_time""")
+
+    t_env.execute_sql(_json_sink(settings, "accepted_sink", topics.ACCEPTED, _EVENT_COLUMNS))
+    t_env.execute_sql(_json_sink(settings, "late_sink", topics.LATE, _EVENT_COLUMNS))
+    t_env.execute_sql(_json_sink(settings, "usage_sink", topics.USAGE, """customer_id STRING, meter_id STRING,
+        group_key STRING, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
+        quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12), event_count BIGINT"""))
+    dlq = settings.topic(topics.DLQ)
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE dlq_sink (
+        k BYTES, v BYTES, headers MAP<STRING, BYTES> METADATA
+    ) WITH (
+        {_kafka_common(settings, dlq)},
+        'key.format' = 'raw', 'key.fields' = 'k',
+        'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY',
+        'sink.delivery-guarantee' = 'exactly-once',
+        'sink.transactional-id-prefix' = '{settings.topic_prefix}{topics.DLQ}-sink',
+        'properties.transaction.timeout.ms' = '900000'
+    )""")
+
+    events_topic = settings.topic(topics.EVENTS)
+    stmts = t_env.create_statement_set()
+    select_event = ("SELECT customer_id, event_id, event_type, event_time, vals, dims, schema_id, on_time "
+                    "FROM deduplicated")
+    stmts.add_insert_sql(f"INSERT INTO accepted_sink {select_event}")
+    stmts.add_insert_sql(f"INSERT INTO late_sink {select_event} WHERE NOT on_time")
+    stmts.add_insert_sql(f"""INSERT INTO dlq_sink
+        SELECT k, v, MAP[
+            'tallyflow.reason', ENCODE(error, 'UTF-8'),
+            'tallyflow.source.topic', ENCODE('{events_topic}', 'UTF-8'),
+            'tallyflow.source.partition', ENCODE(CAST(kafka_partition AS STRING), 'UTF-8'),
+            'tallyflow.source.offset', ENCODE(CAST(kafka_offset AS STRING), 'UTF-8'),
+            'tallyflow.source.timestamp', ENCODE(CAST(kafka_time AS STRING), 'UTF-8')
+        ] FROM decoded WHERE error IS NOT NULL""")
+    if catalog.meters:
+        t_env.execute_sql("CREATE TEMPORARY VIEW metered AS "
+                          + " UNION ALL ".join(_meter_rows(m) for m in catalog.meters))
+        stmts.add_insert_sql(f"""INSERT INTO usage_sink
+            SELECT customer_id, meter_id, group_key, window_start, window_end,
+                   SUM(qty), MAX(qty), COUNT(*)
+            FROM TABLE(TUMBLE(TABLE metered, DESCRIPTOR(event_time), {flink_interval(settings.window)}))
+            GROUP BY customer_id, meter_id, group_key, window_start, window_end""")
+    return stmts
+
+
+def create_environment() -> StreamTableEnvironment:
+    """A streaming table environment on the local MiniCluster (or the cluster `flink run` gives)."""
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import EnvironmentSettings
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    return StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())

@@ -1,0 +1,102 @@
+"""`tallyflow run`: validate and apply the catalog, run the job on a MiniCluster, land its output.
+
+The job runs in PyFlink's local MiniCluster (a JVM child of this process); this process runs the
+loader next to it, so in embedded mode the chdb store has exactly one owner.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tallyflow import catalog as catalog_mod
+from tallyflow import catalog_store, clickhouse, job, topics
+from tallyflow.errors import UserError
+from tallyflow.loader import Loader
+from tallyflow.settings import Settings
+
+
+@dataclass
+class RunResult:
+    status: str
+    seconds: float
+    loaded: dict
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "seconds": round(self.seconds, 3), "loaded": self.loaded}
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc)
+    causes = [line.strip() for line in text.splitlines() if "Caused by:" in line]
+    return (causes[-1] if causes else text.strip().splitlines()[0] if text.strip() else type(exc).__name__)[:500]
+
+
+def prepare(settings: Settings, catalog_path: str | Path):
+    """Everything that can fail fast, before any JVM starts: catalog, ClickHouse, Kafka."""
+    cat = catalog_mod.load(catalog_path)
+    client = clickhouse.connect(settings)
+    clickhouse.migrate(client)
+    if not topics.broker_answers(settings, timeout=5.0):
+        raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
+    topics.ensure_topics(settings)
+    catalog_store.apply(client, cat, str(catalog_path))
+    return cat, client
+
+
+def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progress=None) -> RunResult:
+    cat, client = prepare(settings, catalog_path)
+    started = time.monotonic()
+    t_env = job.create_environment()
+    statements = job.build(t_env, settings, cat, job.JobOptions(bounded=bounded))
+    loader = Loader(settings, client)
+    stop = {"requested": False}
+
+    def _stop(*_: object) -> None:
+        stop["requested"] = True
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        try:
+            job_client = statements.execute().get_job_client()
+        except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
+            raise UserError(f"the job could not start: {_root_cause(e)}") from None
+        status = _supervise(job_client, loader, stop, on_progress)
+        return RunResult(status, time.monotonic() - started, loader.stats.as_dict())
+    except KeyboardInterrupt:
+        stop["requested"] = True
+        return RunResult("CANCELED", time.monotonic() - started, loader.stats.as_dict())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        loader.close()
+
+
+def _supervise(job_client, loader: Loader, stop: dict, on_progress) -> str:
+    # The local MiniCluster shuts down with the job, so the job's end is read from its
+    # execution-result future, never by asking for a status afterwards.
+    result = job_client.get_job_execution_result()
+    status = "RUNNING"
+    canceled = False
+    last_report = 0.0
+    while status == "RUNNING":
+        loader.poll(timeout=0.2)
+        if on_progress and time.monotonic() - last_report >= 1.0:
+            last_report = time.monotonic()
+            on_progress(status, loader.stats)
+        if stop["requested"] and not canceled:
+            canceled = True
+            job_client.cancel()
+        if result.done():
+            try:
+                result.result()
+                status = "FINISHED"
+            except Exception as e:  # py4j wraps the Java failure
+                if not canceled:
+                    raise UserError(f"the job failed: {_root_cause(e)}") from None
+                status = "CANCELED"
+    # The final checkpoint committed the sinks' transactions: land everything up to the end.
+    while loader.poll(timeout=0.2) or not loader.drained():
+        pass
+    return status

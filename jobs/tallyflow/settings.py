@@ -1,0 +1,145 @@
+"""Typed settings: one object, read from environment variables.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| TALLYFLOW_HOME | ./.tallyflow | runtime data: broker logs and data, chdb store, checkpoints |
+| TALLYFLOW_KAFKA_BOOTSTRAP | (local stack) | use this Kafka cluster instead of the local broker |
+| TALLYFLOW_KAFKA_PORT | 19092 | port of the local broker (controller on port + 1) |
+| TALLYFLOW_CLICKHOUSE_URL | chdb://$TALLYFLOW_HOME/clickhouse | ClickHouse: chdb:///path or http(s)://host:8123 |
+| TALLYFLOW_SCHEMA_REGISTRY_URL | (none) | Confluent-compatible registry; else schemas/catalog.json ids |
+| TALLYFLOW_TOPIC_PREFIX | tallyflow. | prefix of every topic name |
+| TALLYFLOW_PARTITIONS | 4 | partitions of topics the stack creates |
+| TALLYFLOW_PARALLELISM | 1 | Flink parallelism |
+| TALLYFLOW_WINDOW | 1h | metering window size (a Flink interval: 30s, 5min, 1h, 1d) |
+| TALLYFLOW_OUT_OF_ORDERNESS | 5min | watermark delay (bounded out-of-orderness) |
+| TALLYFLOW_IDLE_TIMEOUT | 30s | a partition silent this long stops holding back the watermark |
+| TALLYFLOW_DEDUP_HORIZON | 40d | (customer, event_id) pairs are remembered this long |
+| TALLYFLOW_CHECKPOINT_INTERVAL | 2s | checkpoint (and so Kafka commit) interval |
+| TALLYFLOW_MAX_FUTURE | 1d | events later than now + this are rejected |
+| TALLYFLOW_MAX_QUANTITY | 1000000000000 | larger event values are rejected |
+| TALLYFLOW_MAX_RECORD_BYTES | 65536 | larger Kafka records are rejected |
+| TALLYFLOW_REQUIRE_KNOWN_CUSTOMER | false | reject events of customers without a subscription |
+| TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from tallyflow.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_DURATION = re.compile(r"^(\d+)\s*(ms|s|min|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, name: str) -> timedelta:
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise UserError(f"{name}: '{text}' is not a duration like 500ms, 30s, 5min, 1h, 2d")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def flink_interval(d: timedelta) -> str:
+    """A Flink SQL INTERVAL literal for a duration, millisecond precision, up to 999 days."""
+    ms = int(d / timedelta(milliseconds=1))
+    days, rest = divmod(ms, 86_400_000)
+    h, rest = divmod(rest, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"INTERVAL '{days} {h:02d}:{m:02d}:{s:02d}.{ms:03d}' DAY(3) TO SECOND(3)"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default).strip() or default
+
+
+def _bool(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    if v is None or not v.strip():
+        return default
+    if v.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"{name}: '{v}' is not a boolean (true/false)")
+
+
+def _int(name: str, default: int) -> int:
+    v = _env(name, str(default))
+    try:
+        return int(v)
+    except ValueError:
+        raise UserError(f"{name}: '{v}' is not an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    kafka_bootstrap: str | None
+    kafka_port: int
+    clickhouse_url: str
+    schema_registry_url: str | None
+    topic_prefix: str
+    partitions: int
+    parallelism: int
+    window: timedelta
+    out_of_orderness: timedelta
+    idle_timeout: timedelta
+    dedup_horizon: timedelta
+    checkpoint_interval: timedelta
+    max_future: timedelta
+    max_quantity: Decimal
+    max_record_bytes: int
+    require_known_customer: bool
+    restart_attempts: int
+    jars_dir: Path = field(default=REPO_ROOT / "build" / "jars")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(_env("TALLYFLOW_HOME", str(Path.cwd() / ".tallyflow"))).resolve()
+        try:
+            max_quantity = Decimal(_env("TALLYFLOW_MAX_QUANTITY", "1000000000000"))
+        except InvalidOperation:
+            raise UserError("TALLYFLOW_MAX_QUANTITY is not a decimal") from None
+        s = cls(
+            home=home,
+            kafka_bootstrap=os.environ.get("TALLYFLOW_KAFKA_BOOTSTRAP") or None,
+            kafka_port=_int("TALLYFLOW_KAFKA_PORT", 19092),
+            clickhouse_url=_env("TALLYFLOW_CLICKHOUSE_URL", f"chdb://{home / 'clickhouse'}"),
+            schema_registry_url=os.environ.get("TALLYFLOW_SCHEMA_REGISTRY_URL") or None,
+            topic_prefix=_env("TALLYFLOW_TOPIC_PREFIX", "tallyflow."),
+            partitions=_int("TALLYFLOW_PARTITIONS", 4),
+            parallelism=_int("TALLYFLOW_PARALLELISM", 1),
+            window=parse_duration(_env("TALLYFLOW_WINDOW", "1h"), "TALLYFLOW_WINDOW"),
+            out_of_orderness=parse_duration(_env("TALLYFLOW_OUT_OF_ORDERNESS", "5min"), "TALLYFLOW_OUT_OF_ORDERNESS"),
+            idle_timeout=parse_duration(_env("TALLYFLOW_IDLE_TIMEOUT", "30s"), "TALLYFLOW_IDLE_TIMEOUT"),
+            dedup_horizon=parse_duration(_env("TALLYFLOW_DEDUP_HORIZON", "40d"), "TALLYFLOW_DEDUP_HORIZON"),
+            checkpoint_interval=parse_duration(
+                _env("TALLYFLOW_CHECKPOINT_INTERVAL", "2s"), "TALLYFLOW_CHECKPOINT_INTERVAL"
+            ),
+            max_future=parse_duration(_env("TALLYFLOW_MAX_FUTURE", "1d"), "TALLYFLOW_MAX_FUTURE"),
+            max_quantity=max_quantity,
+            max_record_bytes=_int("TALLYFLOW_MAX_RECORD_BYTES", 65536),
+            require_known_customer=_bool("TALLYFLOW_REQUIRE_KNOWN_CUSTOMER", False),
+            restart_attempts=_int("TALLYFLOW_RESTART_ATTEMPTS", 3),
+        )
+        if s.partitions < 1 or s.parallelism < 1:
+            raise UserError("TALLYFLOW_PARTITIONS and TALLYFLOW_PARALLELISM must be at least 1")
+        return s
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def uses_local_stack(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

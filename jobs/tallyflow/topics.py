@@ -1,0 +1,50 @@
+"""Topic names and their creation. Every name gets TALLYFLOW_TOPIC_PREFIX in front."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tallyflow.errors import UserError
+from tallyflow.settings import Settings
+
+EVENTS = "events"  # UsageEvent, Confluent-framed Avro, keyed by customer (producers write here)
+ACCEPTED = "accepted"  # deduplicated, valid events as JSON rows (the audit trail)
+USAGE = "usage"  # windowed usage per customer, meter, group (JSON rows)
+LATE = "late"  # accepted events that arrived behind the watermark (JSON rows)
+DLQ = "dlq"  # rejected records: original key and bytes, reason in headers
+
+ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ)
+JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ)
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": 5000})
+
+
+def broker_answers(settings: Settings, timeout: float = 3.0) -> bool:
+    try:
+        admin(settings).list_topics(timeout=timeout)
+        return True
+    except KafkaException:
+        return False
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Creates the missing topics; returns the names created."""
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics(timeout=10).topics)
+    except KafkaException as e:
+        raise UserError(f"Kafka at {settings.bootstrap} does not answer: {e.args[0]}") from None
+    wanted = [settings.topic(t) for t in ALL]
+    new = [NewTopic(t, num_partitions=settings.partitions, replication_factor=-1) for t in wanted if t not in existing]
+    if not new:
+        return []
+    for name, fut in client.create_topics(new, operation_timeout=30).items():
+        try:
+            fut.result()
+        except KafkaException as e:
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise UserError(f"cannot create topic {name}: {e.args[0]}") from None
+    return [t.topic for t in new]

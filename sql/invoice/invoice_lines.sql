@@ -1,0 +1,161 @@
+-- invoice_lines: every line of every subscribed customer's invoice for one billing period,
+-- computed from the raw accepted events (events FINAL), never from windows, so non-additive
+-- meters are exact and late events count in their own period.
+-- Parameters: period_start, period_end (the calendar month, UTC), customer ('' = all).
+-- Pricing follows shared/CATALOG.md and matches jobs/tallyflow/pricing.py (tests/vectors/):
+--   B = max(0, U - included_units); per_unit B*p; graduated sums tiers (first tier always
+--   reached); volume prices all of B at its tier; package ceil(B/size)*price; staircase the
+--   step price. Each line is rounded half-up to the currency's minor units; the minimum
+--   commitment true-up compares against the sum of the rounded lines.
+-- A subscription that covers part of the period is one segment: base fee and minimum are
+-- prorated by the segment's share of the period's seconds.
+-- Arithmetic runs in Decimal256 (scale 24) so products of two DECIMAL(38,12) never overflow.
+-- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
+WITH
+    {period_start:DateTime64(3, 'UTC')} AS ps,
+    {period_end:DateTime64(3, 'UTC')} AS pe,
+    (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied) AS digest,
+    segments AS (
+        SELECT
+            s.customer_id AS customer_id,
+            s.plan_id AS plan_id,
+            greatest(s.start, ps) AS seg_start,
+            least(ifNull(s.`end`, pe), pe) AS seg_end,
+            toDecimal256(dateDiff('millisecond', seg_start, seg_end), 24)
+                / toDecimal256(dateDiff('millisecond', ps, pe), 0) AS share
+        FROM catalog_subscriptions AS s
+        WHERE s.catalog_digest = digest
+          AND s.start < pe AND ifNull(s.`end`, pe) > ps
+          AND ({customer:String} = '' OR s.customer_id = {customer:String})
+    ),
+    versions AS (
+        -- The version in force: the highest whose effective_from is at or before the period
+        -- start; a plan that starts inside the period uses its first version.
+        SELECT
+            sg.customer_id AS customer_id, sg.plan_id AS plan_id, sg.seg_start AS seg_start,
+            sg.seg_end AS seg_end, sg.share AS share,
+            if(countIf(p.effective_from <= ps) > 0, maxIf(p.version, p.effective_from <= ps), min(p.version)) AS version
+        FROM segments AS sg
+        INNER JOIN catalog_plans AS p ON p.plan_id = sg.plan_id AND p.catalog_digest = digest
+        GROUP BY sg.customer_id, sg.plan_id, sg.seg_start, sg.seg_end, sg.share
+    ),
+    plans AS (
+        SELECT v.*, p.currency AS currency, p.minor_units AS minor_units, p.base_fee AS base_fee,
+               p.minimum_commitment AS minimum_commitment
+        FROM versions AS v
+        INNER JOIN catalog_plans AS p
+            ON p.plan_id = v.plan_id AND p.version = v.version AND p.catalog_digest = digest
+    ),
+    charges AS (
+        SELECT pl.customer_id AS customer_id, pl.plan_id AS plan_id, pl.version AS version,
+               pl.seg_start AS seg_start, pl.seg_end AS seg_end, pl.currency AS currency,
+               pl.minor_units AS minor_units, c.charge_index AS charge_index, c.meter_id AS meter_id,
+               c.filter AS filter, c.model AS model, c.included_units AS included_units,
+               c.unit_price AS unit_price, c.package_size AS package_size, c.package_price AS package_price,
+               c.tier_up_to AS tier_up_to, c.tier_unit_price AS tier_unit_price, c.tier_flat_fee AS tier_flat_fee,
+               c.step_up_to AS step_up_to, c.step_price AS step_price,
+               m.event_type AS event_type, m.aggregation AS aggregation, m.value_key AS value_key
+        FROM plans AS pl
+        INNER JOIN catalog_charges AS c
+            ON c.plan_id = pl.plan_id AND c.version = pl.version AND c.catalog_digest = digest
+        INNER JOIN catalog_meters AS m ON m.meter_id = c.meter_id AND m.catalog_digest = digest
+    ),
+    usage AS (
+        -- U per charge: the meter's aggregation over the segment's events that pass the filter.
+        SELECT ch.customer_id AS customer_id, ch.seg_start AS seg_start, ch.charge_index AS charge_index,
+               any(ch.aggregation) AS aggregation,
+               countIf(e.event_id != '') AS n_events,
+               sumIf(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_sum,
+               maxIf(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_max,
+               uniqExactIf(e.dimensions[ch.value_key], mapContains(e.dimensions, ch.value_key)) AS v_unique,
+               argMaxIf(e.`values`[ch.value_key], (e.event_time, e.event_id), mapContains(e.`values`, ch.value_key)) AS v_latest,
+               quantileExactIf(0.95)(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_p95,
+               quantileExactIf(0.99)(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_p99
+        FROM charges AS ch
+        INNER JOIN (SELECT * FROM events FINAL WHERE event_time >= ps AND event_time < pe) AS e
+            ON e.customer_id = ch.customer_id AND e.event_type = ch.event_type
+        WHERE e.event_time >= ch.seg_start AND e.event_time < ch.seg_end
+          AND arrayAll((k, v) -> e.dimensions[k] = v, mapKeys(ch.filter), mapValues(ch.filter))
+        GROUP BY ch.customer_id, ch.seg_start, ch.charge_index
+    ),
+    quantities AS (
+        SELECT ch.*,
+               toDecimal256(multiIf(
+                   u.aggregation = 'count', toDecimal128(u.n_events, 12),
+                   u.aggregation = 'sum', toDecimal128(u.v_sum, 12),
+                   u.aggregation = 'max', toDecimal128(u.v_max, 12),
+                   u.aggregation = 'unique_count', toDecimal128(u.v_unique, 12),
+                   u.aggregation = 'latest', toDecimal128(u.v_latest, 12),
+                   u.aggregation = 'p95', toDecimal128(u.v_p95, 12),
+                   u.aggregation = 'p99', toDecimal128(u.v_p99, 12),
+                   toDecimal128(0, 12)), 12) AS quantity,
+               greatest(quantity - toDecimal256(ch.included_units, 12), toDecimal256(0, 12)) AS billable,
+               arrayMap(x -> toDecimal256(ifNull(x, 0), 12), ch.tier_up_to) AS t_up,
+               arrayMap(x -> isNull(x), ch.tier_up_to) AS t_open,
+               arrayMap(i -> if(i = 1, toDecimal256(0, 12), t_up[i - 1]), arrayEnumerate(t_up)) AS t_low,
+               arrayMap(i -> greatest(toDecimal256(0, 12), if(t_open[i], billable, least(billable, t_up[i])) - t_low[i]),
+                        arrayEnumerate(t_up)) AS t_units,
+               arrayFirstIndex(i -> t_open[i] OR billable <= t_up[i], arrayEnumerate(t_up)) AS t_index,
+               arrayMap(x -> toDecimal256(ifNull(x, 0), 12), ch.step_up_to) AS s_up,
+               arrayFirstIndex(i -> isNull(ch.step_up_to[i]) OR billable <= s_up[i], arrayEnumerate(s_up)) AS s_index,
+               if(ch.model = 'package', floor(billable / toDecimal256(ch.package_size, 12)), toDecimal256(0, 12)) AS pk_floor,
+               multiIf(
+                   ch.model = 'per_unit', billable * toDecimal256(ch.unit_price, 12),
+                   ch.model = 'graduated', arraySum(i -> t_units[i] * toDecimal256(ch.tier_unit_price[i], 12)
+                       + if(i = 1 OR t_units[i] > 0, toDecimal256(ch.tier_flat_fee[i], 24), toDecimal256(0, 24)),
+                       arrayEnumerate(t_up)),
+                   ch.model = 'volume', billable * toDecimal256(ch.tier_unit_price[t_index], 12)
+                       + toDecimal256(ch.tier_flat_fee[t_index], 24),
+                   ch.model = 'package', (pk_floor + if(billable > pk_floor * toDecimal256(ch.package_size, 12), 1, 0))
+                       * toDecimal256(ch.package_price, 12),
+                   ch.model = 'staircase', toDecimal256(ch.step_price[s_index], 24),
+                   toDecimal256(0, 24)) AS amount_exact
+        FROM charges AS ch
+        LEFT JOIN usage AS u
+            ON u.customer_id = ch.customer_id AND u.seg_start = ch.seg_start AND u.charge_index = ch.charge_index
+    ),
+    charge_lines AS (
+        SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end,
+               'usage' AS line_type, charge_index + 1 AS line_order, meter_id,
+               arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), mapKeys(filter), mapValues(filter)), ',') AS filter_text,
+               model, toDecimal256(quantity, 12) AS quantity, toDecimal256(billable, 12) AS billable,
+               toDecimal256(amount_exact, 24) AS amount_exact
+        FROM quantities
+    ),
+    base_lines AS (
+        SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end,
+               'base_fee' AS line_type, 0 AS line_order, '' AS meter_id, '' AS filter_text, '' AS model,
+               toDecimal256(share, 12) AS quantity, toDecimal256(share, 12) AS billable,
+               toDecimal256(toDecimal256(base_fee, 12) * share, 24) AS amount_exact
+        FROM plans
+        WHERE base_fee > 0
+    ),
+    priced AS (
+        SELECT *, if(minor_units = 0, round(amount_exact, 0), round(amount_exact, 2)) AS amount
+        FROM (SELECT * FROM charge_lines UNION ALL SELECT * FROM base_lines)
+    ),
+    minimum_lines AS (
+        SELECT pl.customer_id AS customer_id, pl.plan_id AS plan_id, pl.version AS version, pl.currency AS currency,
+               pl.minor_units AS minor_units, pl.seg_start AS seg_start, pl.seg_end AS seg_end,
+               'minimum_commitment' AS line_type, 1000000 AS line_order, '' AS meter_id, '' AS filter_text,
+               '' AS model, toDecimal256(pl.share, 12) AS quantity, toDecimal256(pl.share, 12) AS billable,
+               toDecimal256(toDecimal256(assumeNotNull(pl.minimum_commitment), 12) * pl.share, 24) AS minimum_exact,
+               if(pl.minor_units = 0, round(minimum_exact, 0), round(minimum_exact, 2)) AS minimum,
+               toDecimal256(minimum_exact - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount_exact,
+               toDecimal256(minimum - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount
+        FROM plans AS pl
+        LEFT JOIN (SELECT customer_id, seg_start, sum(amount) AS subtotal FROM priced GROUP BY customer_id, seg_start) AS t
+            ON t.customer_id = pl.customer_id AND t.seg_start = pl.seg_start
+        WHERE pl.minimum_commitment IS NOT NULL AND minimum > ifNull(t.subtotal, toDecimal256(0, 24))
+    )
+SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
+       meter_id, filter_text, model, quantity, billable, amount_exact, amount,
+       sum(amount) OVER (PARTITION BY customer_id) AS total
+FROM (
+    SELECT * FROM priced
+    UNION ALL
+    SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
+           meter_id, filter_text, model, quantity, billable, amount_exact, amount
+    FROM minimum_lines
+)
+ORDER BY customer_id, seg_start, line_order
