@@ -109,6 +109,18 @@ def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import clickhouse
+
+    client = clickhouse.connect(settings)
+    clickhouse.migrate(client)
+    columns, rows = clickhouse.run_sql(client, args.query)
+    records = [dict(zip(columns, r, strict=True)) for r in rows]
+    table = "\t".join(columns) + "\n" + "\n".join("\t".join(str(v) for v in r) for r in rows)
+    emit(records, args.format, table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tallyflow", description="Usage-based billing on Kafka, PyFlink and ClickHouse.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -144,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer", help="only this customer")
     _format_arg(p)
     p.set_defaults(func=_cmd_invoice)
+
+    p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
+    p.add_argument("query", help="a SELECT statement, e.g. \"SELECT count() FROM events FINAL\"")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_sql)
     return parser
 
 

@@ -85,6 +85,16 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"^\s*--.*$", "", sql, flags=re.M).strip().rstrip(";")
 
 
+def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
+    """An ad-hoc read query (the `tallyflow sql` command); ClickHouse errors become one line."""
+    try:
+        result = client.query(sql, settings={**QUERY_SETTINGS, "readonly": 2})
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"query failed: {first}") from None
+    return list(result.column_names), list(result.result_rows)
+
+
 def query(client: Client, name: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Runs sql/<name>.sql with server-side parameters; returns rows as dicts."""
     result = client.query(sql_text(name), parameters=parameters or {}, settings=QUERY_SETTINGS)

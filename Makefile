@@ -1,0 +1,66 @@
+# tallyflow — the two commands a new user needs:
+#   make demo   set everything up, start the local stack, publish a synthetic month, run the job, print invoices
+#   make test   set everything up and run the test suite (what .ci/run calls)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TALLYFLOW := $(VENV)/bin/tallyflow
+MVN := mvn -q -B
+JARS := build/jars
+UDF_SOURCES := $(shell find jobs/jvm/src -type f) jobs/jvm/pom.xml $(wildcard schemas/*.avsc) schemas/catalog.json
+DEMO_EVENTS ?= 50000
+DEMO_CUSTOMERS ?= 8
+
+.PHONY: setup demo test test-unit test-integration lint clean stack-down
+
+setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Jar manifests under deploy/jars/ pin every version; Maven resolves them from Maven Central.
+$(JARS)/.kafka: deploy/jars/kafka-broker.pom.xml
+	rm -rf $(JARS)/kafka && mkdir -p $(JARS)/kafka
+	$(MVN) -f $< dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JARS)/kafka
+	touch $@
+
+$(JARS)/.flink: deploy/jars/flink-job.pom.xml
+	mkdir -p $(JARS)/flink && find $(JARS)/flink -name 'flink-*.jar' -delete
+	$(MVN) -f $< dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/flink
+	touch $@
+
+$(JARS)/flink/tallyflow-udf.jar: $(UDF_SOURCES)
+	mkdir -p $(JARS)/flink
+	$(MVN) -f jobs/jvm/pom.xml package
+	cp jobs/jvm/target/tallyflow-udf.jar $@
+
+demo: setup
+	$(TALLYFLOW) stack up
+	$(eval PERIOD := $(shell $(PY) -c 'from tallyflow.generator import previous_month; print(previous_month())'))
+	$(TALLYFLOW) produce --generate $(DEMO_EVENTS) --customers $(DEMO_CUSTOMERS) \
+		--duplicate-rate 0.02 --late-rate 0.01 --period $(PERIOD)
+	$(TALLYFLOW) run --catalog deploy/demo/catalog.yaml --bounded
+	$(TALLYFLOW) invoice --period $(PERIOD)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+lint: setup
+	$(VENV)/bin/ruff check jobs tests
+
+stack-down:
+	-$(TALLYFLOW) stack down
+
+clean: stack-down
+	rm -rf $(VENV) build jobs/jvm/target .tallyflow
