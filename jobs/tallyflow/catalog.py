@@ -28,7 +28,9 @@ class CatalogError(UserError):
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = problems
-        super().__init__(f"{source}: catalog rejected, {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+        # The first line stands alone (scripts read one line); further problems follow, one a line.
+        more = f"\n  and {len(problems) - 1} more:\n  " + "\n  ".join(problems[1:]) if len(problems) > 1 else ""
+        super().__init__(f"{source}: catalog rejected: {problems[0]}{more}")
 
 
 def minor_units(currency: str) -> int:

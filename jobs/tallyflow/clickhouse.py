@@ -7,6 +7,7 @@ concurrent access.
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,8 @@ def redacted(url: str) -> str:
 
 
 def connect(settings: Settings) -> Client:
+    # The driver logs each failed attempt; tallyflow reports the failure once, as one line.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     url = settings.clickhouse_url
     if url in _clients:
         return _clients[url]

@@ -9,6 +9,7 @@ coordinates, ReplacingMergeTree) collapses what a differently cut range would re
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ class Loader:
         self._dlq = settings.topic(topics.DLQ)
         self._consumer = Consumer({
             "bootstrap.servers": settings.bootstrap,
+            "logger": topics.quiet_logger(),
             "group.id": f"{settings.topic_prefix}{group_suffix}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
@@ -69,7 +71,7 @@ class Loader:
             if name not in meta.topics:
                 raise UserError(f"topic {name} does not exist; run `tallyflow stack up`")
             parts += [TopicPartition(name, p) for p in meta.topics[name].partitions]
-        committed = self._consumer.committed(parts, timeout=10)
+        committed = self._committed(parts)
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
@@ -77,6 +79,18 @@ class Loader:
                 self._positions[(tp.topic, tp.partition)] = tp.offset
         self._consumer.assign(committed)
         self._parts = [(tp.topic, tp.partition) for tp in committed]
+
+    def _committed(self, parts: list[TopicPartition], wait_seconds: float = 60.0) -> list[TopicPartition]:
+        # Right after a broker starts, the group coordinator may still be loading (NOT_COORDINATOR,
+        # which librdkafka does not flag as retriable): retry every error until the deadline.
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                return self._consumer.committed(parts, timeout=10)
+            except KafkaException as e:
+                if time.monotonic() > deadline:
+                    raise UserError(f"loader cannot read its committed offsets: {e.args[0].str()}") from None
+                time.sleep(0.5)
 
     def close(self) -> None:
         self._consumer.close()

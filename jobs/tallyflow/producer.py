@@ -39,7 +39,10 @@ class EventProducer:
         if settings.schema_registry_url:
             self.schema_id = avro_codec.register(settings.schema_registry_url, f"{self.topic}-value", self.version)
         self.report = ProduceReport()
+        if not topics.broker_answers(settings, timeout=5.0):
+            raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
         self._producer = Producer({
+            "logger": topics.quiet_logger(),  # failures surface through delivery reports
             "bootstrap.servers": settings.bootstrap,
             "enable.idempotence": True,  # broker-side dedup of retries: no duplicate from the producer itself
             "acks": "all",
@@ -50,8 +53,6 @@ class EventProducer:
         })
 
     def __enter__(self) -> EventProducer:
-        if not topics.broker_answers(self.settings, timeout=5.0):
-            raise UserError(f"Kafka at {self.settings.bootstrap} does not answer; run `tallyflow stack up`")
         return self
 
     def __exit__(self, *exc: object) -> None:

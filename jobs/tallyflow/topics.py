@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -18,8 +20,18 @@ ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ)
 JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ)
 
 
+def quiet_logger() -> logging.Logger:
+    """librdkafka logs every reconnect attempt to stderr; tallyflow reports failures itself."""
+    log = logging.getLogger("tallyflow.kafka")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return log
+
+
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": 5000})
+    # log_level 0: a broker that is down is reported once by the caller, not per reconnect attempt.
+    return AdminClient({"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": 5000, "log_level": 0})
 
 
 def broker_answers(settings: Settings, timeout: float = 3.0) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -119,6 +120,13 @@ class Tallyflow:
             raise AssertionError(f"tallyflow {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
         return proc
 
+    @property
+    def bootstrap(self) -> str:
+        return self.env.get("TALLYFLOW_KAFKA_BOOTSTRAP") or f"127.0.0.1:{self.env['TALLYFLOW_KAFKA_PORT']}"
+
+    def topic(self, name: str) -> str:
+        return self.env["TALLYFLOW_TOPIC_PREFIX"] + name
+
     def json(self, *args: str) -> object:
         return json.loads(self(*args, "--format", "json").stdout)
 
@@ -128,6 +136,6 @@ class Tallyflow:
 
 @pytest.fixture
 def tallyflow(services: Services, request: pytest.FixtureRequest) -> Tallyflow:
-    t = Tallyflow(services, request.node.name.replace("_", "-")[:40])
+    t = Tallyflow(services, re.sub(r"[^A-Za-z0-9-]+", "-", request.node.name)[:40])
     t("stack", "up")  # idempotent; creates this test's topics
     return t

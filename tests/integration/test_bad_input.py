@@ -1,0 +1,90 @@
+"""Bad records go to the dead-letter topic with a reason and their original bytes; the job stays
+up, good events around them are billed, and a reject's time never moves the watermark."""
+
+from __future__ import annotations
+
+import io
+import struct
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import fastavro
+import pytest
+import yaml
+from confluent_kafka import Producer
+
+from tallyflow import avro_codec
+
+pytestmark = pytest.mark.integration
+
+CATALOG = {
+    "meters": [{"id": "api_calls", "event_type": "api_call", "aggregation": "count"}],
+    "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
+               "charges": [{"meter": "api_calls", "model": "per_unit", "unit_price": "1"}]}],
+    "subscriptions": [{"customer": "good", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
+}
+
+
+def avro(record: dict, schema_id: int | None = None) -> bytes:
+    v = avro_codec.latest()
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, v.id if schema_id is None else schema_id))
+    fastavro.schemaless_writer(buf, v.schema, record)
+    return buf.getvalue()
+
+
+def event(event_id: str, when: datetime, **overrides) -> dict:
+    base = {"event_id": event_id, "customer_id": "good", "event_type": "api_call", "event_time": when,
+            "values": {}, "dimensions": {}, "source": None}
+    return {**base, **overrides}
+
+
+OCT = datetime(2026, 10, 10, tzinfo=UTC)
+
+
+def test_rejects_reach_dead_letter_with_reason_and_bytes(tallyflow, tmp_path):
+    good = avro(event("ok-1", OCT))
+    bad = {
+        "garbage": b"hello, not avro",
+        "unknown id": avro(event("x", OCT), schema_id=4242),
+        "truncated": avro(event("x", OCT))[:12],
+        "negative": avro(event("neg", OCT, values={"q": D("-1.000000000000")})),
+        "future": avro(event("fut", datetime(2099, 1, 1, tzinfo=UTC))),
+        "empty id": avro(event("", OCT)),
+        "oversized": avro(event("big", OCT, dimensions={"blob": "x" * 1000, **{f"d{i}": "y" for i in range(70)}})),
+        "too big": avro(event("huge", OCT, dimensions={f"k{i}": "v" * 1000 for i in range(66)})),
+    }
+    later = avro(event("ok-2", datetime(2026, 10, 10, 0, 10, tzinfo=UTC)))
+    producer = Producer({"bootstrap.servers": tallyflow.bootstrap, "log_level": 0})
+    for value in [good, *bad.values(), later]:
+        producer.produce(tallyflow.topic("events"), key=b"good", value=value)
+    producer.produce(tallyflow.topic("events"), key=b"good", value=None)  # a tombstone
+    assert producer.flush(30) == 0
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump(CATALOG))
+    tallyflow("run", "--catalog", str(catalog), "--bounded")
+
+    rejects = tallyflow.sql("SELECT reason, hex(raw_value) AS raw FROM rejects FINAL ORDER BY source_offset")
+    reasons = [r["reason"] for r in rejects]
+    expected = [
+        "not Confluent wire format",
+        "unknown schema id 4242",
+        "undecodable Avro body",
+        "value q is negative",
+        "in the future",
+        "event_id must have 1 to 256 characters",
+        "more than 64 dimensions",
+        "exceeds the limit of 65536",
+        "empty record",
+    ]
+    assert len(reasons) == len(expected), " | ".join(reasons)
+    for reason, want in zip(reasons, expected, strict=True):
+        assert want in reason
+    assert [bytes.fromhex(r["raw"]) for r in rejects[:8]] == list(bad.values())
+
+    # The reject dated 2099 did not push the watermark: the event 10 minutes after the first is on time.
+    placed = tallyflow.sql("SELECT event_id, on_time FROM events FINAL ORDER BY event_id")
+    assert placed == [{"event_id": "ok-1", "on_time": 1}, {"event_id": "ok-2", "on_time": 1}]
+    (invoice,) = tallyflow.json("invoice", "--period", "2026-10")
+    assert invoice["total"] == "2.00"
