@@ -48,6 +48,7 @@ demo: setup
 	$(TALLYFLOW) invoice --period $(PERIOD)
 
 test: setup
+	$(VENV)/bin/ruff check jobs tests
 	$(PY) -m pytest -q tests
 
 test-unit: setup

@@ -12,7 +12,8 @@ from tallyflow.catalog import Catalog
 def _rows(catalog: Catalog) -> dict[str, list[tuple]]:
     d = catalog.digest
     rows: dict[str, list[tuple]] = {
-        "catalog_meters": [(d, m.id, m.event_type, m.aggregation, m.value or "", list(m.group_by)) for m in catalog.meters],
+        "catalog_meters": [(d, m.id, m.event_type, m.aggregation, m.value or "", list(m.group_by))
+                           for m in catalog.meters],
         "catalog_plans": [],
         "catalog_charges": [],
         "catalog_credit_rates": [],

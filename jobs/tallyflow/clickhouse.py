@@ -55,7 +55,8 @@ def connect(settings: Settings) -> Client:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "Cannot lock file" in msg:
             raise UserError(f"the chdb store {url} is in use by another process (a running `tallyflow run`?); "
-                            "embedded ClickHouse serves one process: use a ClickHouse server for concurrent access") from None
+                            "embedded ClickHouse serves one process: use a ClickHouse server for concurrent "
+                            "access") from None
         raise UserError(f"ClickHouse at {redacted(url)} does not answer: {msg}") from None
     _clients[url] = client
     return client

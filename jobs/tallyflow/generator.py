@@ -77,7 +77,8 @@ def generate(n: int, *, customers: int = 5, period: str | None = None, duplicate
     custs = customer_ids(customers)
     held: list[tuple[datetime, int, dict]] = []  # (send at event time, tiebreak, event)
     for i in range(n):
-        t = start + timedelta(milliseconds=(i * span_ms) // max(n, 1) + rng.randint(0, max(span_ms // max(n, 1) - 1, 0)))
+        step = span_ms // max(n, 1)
+        t = start + timedelta(milliseconds=i * step + rng.randint(0, max(step - 1, 0)))
         while held and held[0][0] <= t:
             yield heapq.heappop(held)[2]
         ev = _event(rng, i, seed, rng.choice(custs), t)

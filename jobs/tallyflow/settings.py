@@ -130,7 +130,8 @@ class Settings:
             restart_attempts=_int("TALLYFLOW_RESTART_ATTEMPTS", 3),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
-            raise UserError(f"TALLYFLOW_TOPIC_PREFIX '{s.topic_prefix}' may only hold letters, digits, '.', '_' and '-'")
+            raise UserError(
+                f"TALLYFLOW_TOPIC_PREFIX '{s.topic_prefix}' may only hold letters, digits, '.', '_' and '-'")
         if s.partitions < 1 or s.parallelism < 1:
             raise UserError("TALLYFLOW_PARTITIONS and TALLYFLOW_PARALLELISM must be at least 1")
         return s

@@ -36,7 +36,10 @@ plans:
     charges:
       - meter: calls
         model: graduated
-        tiers: [{up_to: "20000", unit_price: "0.02"}, {up_to: "5000", unit_price: "0.01"}, {up_to: null, unit_price: "0"}]
+        tiers:
+          - {up_to: "20000", unit_price: "0.02"}
+          - {up_to: "5000", unit_price: "0.01"}
+          - {up_to: null, unit_price: "0"}
 """)
     proc = tallyflow("run", "--catalog", str(bad), "--bounded", check=False)
     assert proc.returncode == 1
@@ -83,4 +86,5 @@ def test_produce_reports_invalid_lines_and_sends_the_rest(tallyflow, tmp_path):
     proc = tallyflow("produce", "--file", str(events), "--format", "json", check=False)
     assert proc.returncode == 1
     assert json.loads(proc.stdout) == {"sent": 1, "rejected": 2, "failed": 0}
-    assert proc.stderr.splitlines() == ["line 2: value q is negative (-3)", "line 3: not JSON: Expecting value at column 1"]
+    assert proc.stderr.splitlines() == ["line 2: value q is negative (-3)",
+                                        "line 3: not JSON: Expecting value at column 1"]

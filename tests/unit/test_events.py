@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
-
 from tallyflow.events import InvalidEvent, parse_line
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -29,7 +28,8 @@ def test_catalog_example_parses():
 
 
 def test_offset_is_honoured():
-    assert parse(with_(event_time="2026-10-31T20:30:00-04:00"))["event_time"] == datetime(2026, 11, 1, 0, 30, tzinfo=UTC)
+    got = parse(with_(event_time="2026-10-31T20:30:00-04:00"))["event_time"]
+    assert got == datetime(2026, 11, 1, 0, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("change", "reason"), [

@@ -3,7 +3,6 @@
 from decimal import Decimal as D
 
 import pytest
-
 from tallyflow.catalog import Charge, Step, Tier
 from tallyflow.pricing import price, round_money
 
