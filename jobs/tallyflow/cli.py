@@ -99,6 +99,17 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.status in ("FINISHED", "CANCELED") else 1
 
 
+def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import runner
+
+    def progress(status: str, stats: Any) -> None:
+        if args.verbose:
+            print(f"loaded {dict(stats.rows)}", file=sys.stderr)
+
+    emit(runner.load_forever(settings, args.catalog, on_progress=progress), args.format)
+    return 0
+
+
 def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse, invoice
 
@@ -150,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="print progress to stderr")
     _format_arg(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("load", help="land the output of a job running on a Flink cluster into ClickHouse")
+    p.add_argument("--catalog", help="also apply this catalog (invoices read it from ClickHouse)")
+    p.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("invoice", help="compute invoices for a billing period from ClickHouse")
     p.add_argument("--period", required=True, help="billing period, YYYY-MM")

@@ -73,6 +73,30 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
         loader.close()
 
 
+def load_forever(settings: Settings, catalog_path: str | Path | None, on_progress=None) -> dict:
+    """`tallyflow load`: land a job's output that runs elsewhere (a Flink cluster) until stopped."""
+    client = clickhouse.connect(settings)
+    clickhouse.migrate(client)
+    if catalog_path is not None:
+        catalog_store.apply(client, catalog_mod.load(catalog_path), str(catalog_path))
+    loader = Loader(settings, client)
+    stop = {"requested": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    last_report = 0.0
+    try:
+        while not stop["requested"]:
+            loader.poll(timeout=0.5)
+            if on_progress and time.monotonic() - last_report >= 5.0:
+                last_report = time.monotonic()
+                on_progress("LOADING", loader.stats)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        loader.close()
+    return loader.stats.as_dict()
+
+
 def _supervise(job_client, loader: Loader, stop: dict, on_progress) -> str:
     # The local MiniCluster shuts down with the job, so the job's end is read from its
     # execution-result future, never by asking for a status afterwards.

@@ -19,6 +19,7 @@
 | TALLYFLOW_MAX_QUANTITY | 1000000000000 | larger event values are rejected |
 | TALLYFLOW_MAX_RECORD_BYTES | 65536 | larger Kafka records are rejected |
 | TALLYFLOW_REQUIRE_KNOWN_CUSTOMER | false | reject events of customers without a subscription |
+| TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
 | TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
 """
 
@@ -98,7 +99,7 @@ class Settings:
     max_record_bytes: int
     require_known_customer: bool
     restart_attempts: int
-    jars_dir: Path = field(default=REPO_ROOT / "build" / "jars")
+    jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
 
     @classmethod
     def from_env(cls) -> Settings:

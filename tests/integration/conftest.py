@@ -30,9 +30,9 @@ _counter = itertools.count(1)
 
 def docker_answers() -> tuple[bool, str]:
     try:
-        import docker  # installed with the [docker] extra (testcontainers)
+        import docker  # comes with testcontainers (the [test] extra)
     except ImportError:
-        return False, "testcontainers is not installed (pip install -e '.[docker]')"
+        return False, "testcontainers is not installed (pip install -e '.[test]')"
     try:
         docker.from_env(timeout=3).ping()
         return True, ""
@@ -79,8 +79,12 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         return
     ok, _ = docker_answers()
     if ok:
-        from testcontainers.clickhouse import ClickHouseContainer
-        from testcontainers.kafka import KafkaContainer
+        try:
+            from testcontainers.community.clickhouse import ClickHouseContainer
+            from testcontainers.community.kafka import KafkaContainer
+        except ImportError:  # testcontainers before the community split
+            from testcontainers.clickhouse import ClickHouseContainer
+            from testcontainers.kafka import KafkaContainer
 
         kafka = KafkaContainer().with_kraft().start()
         ch = ClickHouseContainer().start()
