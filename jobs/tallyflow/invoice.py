@@ -15,8 +15,14 @@ from tallyflow import clickhouse
 from tallyflow.generator import month_bounds
 
 
+def round_display(d: Decimal, minor_units: int) -> Decimal:
+    """Shows an amount with the currency's minor units. The SQL already rounded it (half-up), so
+    this never changes its value; it only fixes the number of decimal places."""
+    return Decimal(d).quantize(Decimal(1).scaleb(-minor_units))
+
+
 def _money(d: Decimal, minor_units: int) -> str:
-    return str(Decimal(d).quantize(Decimal(1).scaleb(-minor_units)))
+    return str(round_display(d, minor_units))
 
 
 def _qty(d: Decimal) -> str:

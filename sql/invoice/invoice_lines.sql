@@ -7,34 +7,52 @@
 --   reached); volume prices all of B at its tier; package ceil(B/size)*price; staircase the
 --   step price. Each line is rounded half-up to the currency's minor units; the minimum
 --   commitment true-up compares against the sum of the rounded lines.
--- A subscription that covers part of the period is one segment: base fee and minimum are
--- prorated by the segment's share of the period's seconds.
+-- Segments: a subscription that covers part of the period, and each plan version with
+-- apply: immediately that takes effect inside it, start a segment; each segment is priced as its
+-- own period (tiers restart), base fee and minimum prorated by its share of the period.
 -- Arithmetic runs in Decimal256 (scale 24) so products of two DECIMAL(38,12) never overflow.
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
     {period_start:DateTime64(3, 'UTC')} AS ps,
     {period_end:DateTime64(3, 'UTC')} AS pe,
     (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied) AS digest,
-    segments AS (
-        SELECT
-            s.customer_id AS customer_id,
-            s.plan_id AS plan_id,
-            greatest(s.start, ps) AS seg_start,
-            least(ifNull(s.`end`, pe), pe) AS seg_end,
-            toDecimal256(dateDiff('millisecond', seg_start, seg_end), 24)
-                / toDecimal256(dateDiff('millisecond', ps, pe), 0) AS share
+    subs AS (
+        SELECT s.customer_id AS customer_id, s.plan_id AS plan_id,
+               greatest(s.start, ps) AS sub_start, least(ifNull(s.`end`, pe), pe) AS sub_end
         FROM catalog_subscriptions AS s
         WHERE s.catalog_digest = digest
           AND s.start < pe AND ifNull(s.`end`, pe) > ps
           AND ({customer:String} = '' OR s.customer_id = {customer:String})
     ),
+    cuts AS (
+        -- The period splits where a version with apply: immediately takes effect.
+        SELECT sb.customer_id AS customer_id, sb.plan_id AS plan_id, sb.sub_end AS sub_end,
+               arraySort(arrayDistinct(arrayConcat([sb.sub_start], groupArrayIf(p.effective_from,
+                   p.apply = 'immediately' AND p.effective_from > sb.sub_start AND p.effective_from < sb.sub_end)))) AS starts
+        FROM subs AS sb
+        INNER JOIN catalog_plans AS p ON p.plan_id = sb.plan_id AND p.catalog_digest = digest
+        GROUP BY sb.customer_id, sb.plan_id, sb.sub_start, sb.sub_end
+    ),
+    segments AS (
+        -- Each segment is priced as its own period; fees are prorated by its share of the
+        -- period's milliseconds (24 decimal places, truncated).
+        SELECT customer_id, plan_id, starts[i] AS seg_start,
+               if(i = length(starts), sub_end, starts[i + 1]) AS seg_end,
+               toDecimal256(dateDiff('millisecond', seg_start, seg_end), 24)
+                   / toDecimal256(dateDiff('millisecond', ps, pe), 0) AS share
+        FROM cuts
+        ARRAY JOIN arrayEnumerate(starts) AS i
+    ),
     versions AS (
-        -- The version in force: the highest whose effective_from is at or before the period
-        -- start; a plan that starts inside the period uses its first version.
+        -- The version in force: the highest effective at the period start, or one with
+        -- apply: immediately effective by the segment start; a plan that starts inside the
+        -- period uses its first version.
         SELECT
             sg.customer_id AS customer_id, sg.plan_id AS plan_id, sg.seg_start AS seg_start,
             sg.seg_end AS seg_end, sg.share AS share,
-            if(countIf(p.effective_from <= ps) > 0, maxIf(p.version, p.effective_from <= ps), min(p.version)) AS version
+            if(countIf(p.effective_from <= ps OR (p.apply = 'immediately' AND p.effective_from <= sg.seg_start)) > 0,
+               maxIf(p.version, p.effective_from <= ps OR (p.apply = 'immediately' AND p.effective_from <= sg.seg_start)),
+               min(p.version)) AS version
         FROM segments AS sg
         INNER JOIN catalog_plans AS p ON p.plan_id = sg.plan_id AND p.catalog_digest = digest
         GROUP BY sg.customer_id, sg.plan_id, sg.seg_start, sg.seg_end, sg.share
@@ -118,14 +136,14 @@ WITH
         SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end,
                'usage' AS line_type, charge_index + 1 AS line_order, meter_id,
                arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), mapKeys(filter), mapValues(filter)), ',') AS filter_text,
-               model, toDecimal256(quantity, 12) AS quantity, toDecimal256(billable, 12) AS billable,
+               model, toDecimal256(quantity, 24) AS quantity, toDecimal256(billable, 24) AS billable,
                toDecimal256(amount_exact, 24) AS amount_exact
         FROM quantities
     ),
     base_lines AS (
         SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end,
                'base_fee' AS line_type, 0 AS line_order, '' AS meter_id, '' AS filter_text, '' AS model,
-               toDecimal256(share, 12) AS quantity, toDecimal256(share, 12) AS billable,
+               toDecimal256(share, 24) AS quantity, toDecimal256(share, 24) AS billable,
                toDecimal256(toDecimal256(base_fee, 12) * share, 24) AS amount_exact
         FROM plans
         WHERE base_fee > 0
@@ -138,7 +156,7 @@ WITH
         SELECT pl.customer_id AS customer_id, pl.plan_id AS plan_id, pl.version AS version, pl.currency AS currency,
                pl.minor_units AS minor_units, pl.seg_start AS seg_start, pl.seg_end AS seg_end,
                'minimum_commitment' AS line_type, 1000000 AS line_order, '' AS meter_id, '' AS filter_text,
-               '' AS model, toDecimal256(pl.share, 12) AS quantity, toDecimal256(pl.share, 12) AS billable,
+               '' AS model, toDecimal256(pl.share, 24) AS quantity, toDecimal256(pl.share, 24) AS billable,
                toDecimal256(toDecimal256(assumeNotNull(pl.minimum_commitment), 12) * pl.share, 24) AS minimum_exact,
                if(pl.minor_units = 0, round(minimum_exact, 0), round(minimum_exact, 2)) AS minimum,
                toDecimal256(minimum_exact - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount_exact,

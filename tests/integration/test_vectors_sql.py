@@ -1,0 +1,49 @@
+"""The invoice vectors through the invoice SQL, on ClickHouse (embedded chdb, or a server when
+TALLYFLOW_CLICKHOUSE_URL names one)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+
+from tallyflow import catalog_store, clickhouse, invoice
+from tallyflow.settings import Settings
+from tests.vector_cases import load, norm
+
+pytestmark = pytest.mark.integration
+PERIOD, CATALOG, CASES = load()
+EVENT_COLUMNS = ["customer_id", "event_id", "event_type", "event_time", "values", "dimensions", "schema_id",
+                 "on_time", "kafka_partition", "kafka_offset"]
+
+
+@pytest.fixture(scope="module")
+def invoices(tmp_path_factory, monkeypatch_module) -> dict:
+    if not os.environ.get("TALLYFLOW_CLICKHOUSE_URL"):
+        monkeypatch_module.setenv("TALLYFLOW_CLICKHOUSE_URL", f"chdb://{tmp_path_factory.mktemp('vectors-ch')}")
+    client = clickhouse.connect(Settings.from_env())
+    clickhouse.migrate(client)
+    client.command("TRUNCATE TABLE events")
+    catalog_store.apply(client, CATALOG, "tests/vectors/invoices.json")
+    rows = [[e["customer_id"], e["event_id"], e["event_type"], e["event_time"], e["values"], e["dimensions"], 1002, 1, 0, n]
+            for n, e in enumerate(ev for case in CASES for ev in case.events)]
+    client.insert("events", [[*r[:4], {k: Decimal(v) for k, v in r[4].items()}, *r[5:]] for r in rows],
+                  column_names=EVENT_COLUMNS)
+    return {i.customer: i for i in invoice.compute(client, PERIOD)}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_invoice_sql(case, invoices):
+    inv = invoices[case.customer]
+    got = [(x.type, x.meter, x.filter, norm(x.quantity), norm(x.amount_exact),
+            str(invoice.round_display(x.amount, x.minor_units))) for x in inv.lines]
+    assert got == case.expected_lines
+    assert str(invoice.round_display(inv.total, inv.minor_units)) == case.expected_total

@@ -1,0 +1,42 @@
+"""Loads tests/vectors/invoices.json: one customer per case, all under one catalog."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from tallyflow import catalog
+from tallyflow.events import parse_time
+
+VECTORS = Path(__file__).parent / "vectors" / "invoices.json"
+
+
+def norm(d: Decimal | str) -> str:
+    text = format(Decimal(d).normalize(), "f")
+    return "0" if text in ("-0", "0E-0") else text
+
+
+@dataclass
+class Case:
+    name: str
+    customer: str
+    events: list[dict]
+    expected_lines: list[tuple]
+    expected_total: str
+
+
+def load() -> tuple[str, catalog.Catalog, list[Case]]:
+    doc = json.loads(VECTORS.read_text())
+    cases, subs = [], []
+    for i, c in enumerate(doc["cases"]):
+        customer = f"v{i:02d}"
+        subs.append({"customer": customer, "plan": c["plan"], "start": c["subscription_start"]})
+        events = [{**e, "customer_id": customer, "event_id": f"{customer}-{j}", "event_time": parse_time(e["event_time"])}
+                  for j, e in enumerate(c["events"])]
+        lines = [(x["type"], x["meter"], x["filter"], norm(x["quantity"]), norm(x["amount_exact"]), x["amount"])
+                 for x in c["expected"]["lines"]]
+        cases.append(Case(c["name"], customer, events, lines, c["expected"]["total"]))
+    cat = catalog.parse({"meters": doc["meters"], "plans": doc["plans"], "subscriptions": subs}, "vectors")
+    return doc["period"], cat, cases
