@@ -120,6 +120,28 @@ def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import catalog, quote
+    from tallyflow.events import InvalidEvent, parse_time
+
+    at = None
+    if args.at:
+        try:
+            at = parse_time(args.at)
+        except InvalidEvent:
+            raise UserError(f"--at '{args.at}' is not an ISO 8601 time with an offset") from None
+    filters = {}
+    for f in args.filter or []:
+        for pair in f.split(","):
+            k, sep, v = pair.partition("=")
+            if not sep:
+                raise UserError(f"--filter '{f}' is not key=value")
+            filters[k.strip()] = v.strip()
+    result = quote.quote(catalog.load(args.catalog), args.plan, args.meter, args.quantity, at, filters)
+    emit(result, args.format, quote.render(result))
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse
 
@@ -173,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer", help="only this customer")
     _format_arg(p)
     p.set_defaults(func=_cmd_invoice)
+
+    p = sub.add_parser("quote", help="price a quantity under a plan, with the tier breakdown")
+    p.add_argument("--catalog", required=True, help="catalog file (YAML or JSON)")
+    p.add_argument("--plan", required=True, help="plan id")
+    p.add_argument("--meter", required=True, help="meter id")
+    p.add_argument("--quantity", required=True, help="the metered quantity U (a decimal)")
+    p.add_argument("--at", help="price with the version in force at this time (default: now)")
+    p.add_argument("--filter", action="append", help="key=value: the slice of a grouped meter to price")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_quote)
 
     p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
     p.add_argument("query", help="a SELECT statement, e.g. \"SELECT count() FROM events FINAL\"")
