@@ -33,8 +33,8 @@ def load() -> tuple[str, catalog.Catalog, list[Case]]:
     for i, c in enumerate(doc["cases"]):
         customer = f"v{i:02d}"
         subs.append({"customer": customer, "plan": c["plan"], "start": c["subscription_start"]})
-        events = [{**e, "customer_id": customer, "event_id": f"{customer}-{j}", "event_time": parse_time(e["event_time"])}
-                  for j, e in enumerate(c["events"])]
+        events = [{**e, "customer_id": customer, "event_id": f"{customer}-{j}",
+                   "event_time": parse_time(e["event_time"])} for j, e in enumerate(c["events"])]
         lines = [(x["type"], x["meter"], x["filter"], norm(x["quantity"]), norm(x["amount_exact"]), x["amount"])
                  for x in c["expected"]["lines"]]
         cases.append(Case(c["name"], customer, events, lines, c["expected"]["total"]))

@@ -115,7 +115,10 @@ def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
 
     client = clickhouse.connect(settings)
     clickhouse.migrate(client)
-    invoices = invoice.compute(client, args.period, customer=args.customer)
+    if args.finalize:
+        invoices = invoice.finalize(client, args.period, customer=args.customer)
+    else:
+        invoices = invoice.compute(client, args.period, customer=args.customer)
     emit([i.as_dict() for i in invoices], args.format, invoice.render_table(invoices))
     return 0
 
@@ -193,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("invoice", help="compute invoices for a billing period from ClickHouse")
     p.add_argument("--period", required=True, help="billing period, YYYY-MM")
     p.add_argument("--customer", help="only this customer")
+    p.add_argument("--finalize", action="store_true",
+                   help="store the invoices immutably (a finalized period's later usage is corrected next period)")
     _format_arg(p)
     p.set_defaults(func=_cmd_invoice)
 

@@ -1,18 +1,26 @@
-"""Invoices: run sql/invoice/invoice_lines.sql for a period and shape the rows.
+"""Invoices: sql/invoice/invoice_lines.sql prices a period; this module assembles invoices,
+finalizes them immutably, and adds corrections for usage that reached a finalized period late.
 
-All pricing and rounding happen in the SQL; this module only groups lines per customer and
-formats decimals to the currency's minor units (the SQL already rounded them).
+All pricing and rounding happen in the SQL. Here: grouping lines per customer, the difference
+between a finalized period as billed and the same period recomputed now (a correction line on
+the next invoice that names the original period), and storing finalized documents.
 """
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from clickhouse_connect.driver.client import Client
 
 from tallyflow import clickhouse
+from tallyflow.errors import UserError
 from tallyflow.generator import month_bounds
+
+ZERO = Decimal(0)
 
 
 def round_display(d: Decimal, minor_units: int) -> Decimal:
@@ -27,12 +35,16 @@ def _money(d: Decimal, minor_units: int) -> str:
 
 def _qty(d: Decimal) -> str:
     text = format(Decimal(d).normalize(), "f")
-    return text
+    return "0" if text == "-0" else text
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass
 class Line:
-    type: str
+    type: str  # base_fee | usage | minimum_commitment | correction
     meter: str
     filter: str
     model: str
@@ -42,9 +54,17 @@ class Line:
     amount: Decimal
     minor_units: int
     segment: tuple[str, str]
+    plan: str = ""
+    version: int = 0
+    corrects_period: str = ""
+    corrects_type: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.corrects_type or self.type, self.meter, self.filter, self.segment[0])
 
     def as_dict(self) -> dict:
-        return {
+        d = {
             "type": self.type,
             "meter": self.meter or None,
             "filter": self.filter or None,
@@ -53,8 +73,13 @@ class Line:
             "billable": _qty(self.billable),
             "amount_exact": _qty(self.amount_exact),
             "amount": _money(self.amount, self.minor_units),
+            "plan": self.plan or None,
+            "version": self.version or None,
             "segment": {"start": self.segment[0], "end": self.segment[1]},
         }
+        if self.type == "correction":
+            d["corrects"] = {"period": self.corrects_period, "type": self.corrects_type}
+        return d
 
 
 @dataclass
@@ -67,11 +92,18 @@ class Invoice:
     minor_units: int
     total: Decimal
     lines: list[Line] = field(default_factory=list)
+    status: str = "draft"
+    finalized_at: str | None = None
+    document: dict | None = None  # the stored document of a finalized invoice
 
     def as_dict(self) -> dict:
+        if self.document is not None:
+            return self.document
         return {
             "customer": self.customer,
             "period": self.period,
+            "status": self.status,
+            "finalized_at": self.finalized_at,
             "plan": self.plan,
             "version": self.version,
             "currency": self.currency,
@@ -80,15 +112,11 @@ class Invoice:
         }
 
 
-def _iso(t) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def compute(client: Client, period: str, *, customer: str | None = None) -> list[Invoice]:
+def _priced(client: Client, period: str, customer: str | None, digest: str = "") -> dict[str, Invoice]:
     start, end = month_bounds(period)
-    rows = clickhouse.query(client, "invoice/invoice_lines",
-                            {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None),
-                             "customer": customer or ""})
+    rows = clickhouse.query(client, "invoice/invoice_lines", {
+        "period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None),
+        "customer": customer or "", "digest": digest})
     invoices: dict[str, Invoice] = {}
     for r in rows:
         inv = invoices.get(r["customer_id"])
@@ -97,8 +125,89 @@ def compute(client: Client, period: str, *, customer: str | None = None) -> list
                 r["customer_id"], period, r["plan_id"], r["version"], r["currency"], r["minor_units"], r["total"])
         inv.lines.append(Line(r["line_type"], r["meter_id"], r["filter_text"], r["model"], r["quantity"],
                               r["billable"], r["amount_exact"], r["amount"], r["minor_units"],
-                              (_iso(r["seg_start"]), _iso(r["seg_end"]))))
-    return list(invoices.values())
+                              (_iso(r["seg_start"]), _iso(r["seg_end"])), r["plan_id"], r["version"]))
+    return invoices
+
+
+def _corrections(client: Client, period: str, customer: str | None) -> dict[str, list[tuple[Invoice, Line]]]:
+    """Per customer: correction lines for every earlier finalized period whose recomputation now
+    differs from what finalized invoices have billed for it so far."""
+    billed: dict[tuple[str, str, str], dict[tuple, tuple[Decimal, Decimal]]] = defaultdict(dict)
+    for r in clickhouse.query(client, "invoice/billed_lines", {"before": period, "customer": customer or ""}):
+        key = (r["line_type"], r["meter_id"], r["filter_text"], r["segment_start"])
+        billed[(r["billed_period"], r["digest"], r["customer_id"])][key] = (r["quantity"], r["amount"])
+    out: dict[str, list[tuple[Invoice, Line]]] = defaultdict(list)
+    by_period: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for billed_period, digest, cust in billed:
+        by_period[(billed_period, digest)].add(cust)
+    for (billed_period, digest), customers in sorted(by_period.items()):
+        recomputed = _priced(client, billed_period, customer, digest)
+        for cust in sorted(customers):
+            now = recomputed.get(cust)
+            was = billed[(billed_period, digest, cust)]
+            current = {line.key: line for line in (now.lines if now else [])}
+            for key in sorted(set(current) | set(was)):
+                line = current.get(key)
+                q_was, a_was = was.get(key, (ZERO, ZERO))
+                q_now, a_now = (line.quantity, line.amount) if line else (ZERO, ZERO)
+                if a_now != a_was or q_now != q_was:
+                    minor = now.minor_units if now else 2
+                    out[cust].append((now, Line(
+                        "correction", key[1], key[2], line.model if line else "", q_now - q_was, q_now - q_was,
+                        a_now - a_was, a_now - a_was, minor, (key[3], line.segment[1] if line else key[3]),
+                        line.plan if line else "", line.version if line else 0, billed_period, key[0])))
+    return out
+
+
+def compute(client: Client, period: str, *, customer: str | None = None) -> list[Invoice]:
+    """Every customer's invoice for the period: the finalized document if there is one, else a
+    draft priced now, with corrections of earlier finalized periods."""
+    month_bounds(period)  # validates the period
+    finalized = {r["customer_id"]: r for r in clickhouse.query(
+        client, "invoice/finalized_invoices", {"period": period, "customer": customer or ""})}
+    drafts = _priced(client, period, customer)
+    for cust, corrections in _corrections(client, period, customer).items():
+        if cust in finalized:
+            continue
+        inv = drafts.get(cust)
+        for source, line in corrections:
+            if inv is None:  # no subscription this period, but an earlier one to correct
+                inv = drafts[cust] = Invoice(cust, period, line.plan, line.version,
+                                             source.currency if source else "", line.minor_units, ZERO)
+            inv.lines.append(line)
+            inv.total += line.amount
+    result = []
+    for cust in sorted(set(drafts) | set(finalized)):
+        if cust in finalized:
+            doc = json.loads(finalized[cust]["document"])
+            result.append(Invoice(cust, period, doc["plan"], doc["version"], doc["currency"], 0, ZERO,
+                                  status="finalized", finalized_at=doc["finalized_at"], document=doc))
+        else:
+            result.append(drafts[cust])
+    return result
+
+
+def finalize(client: Client, period: str, *, customer: str | None = None, now: datetime | None = None) -> list[Invoice]:
+    """Stores the period's draft invoices immutably; already finalized ones are returned as stored."""
+    now = now or datetime.now(UTC)
+    _, end = month_bounds(period)
+    if end > now:
+        raise UserError(f"period {period} has not ended (it ends {end.isoformat()}); finalize it after that")
+    digest = client.query("SELECT argMax(catalog_digest, applied_at) FROM catalog_applied").result_rows[0][0]
+    out = []
+    for inv in compute(client, period, customer=customer):
+        if inv.status == "draft":
+            inv.status, inv.finalized_at = "finalized", _iso(now)
+            doc = inv.as_dict()
+            client.insert("invoices_finalized", [[inv.customer, period, now, digest, inv.currency, inv.total,
+                                                   json.dumps(doc)]])
+            client.insert("invoice_lines_finalized", [
+                [inv.customer, period, now, n, line.corrects_period, line.corrects_type or line.type, line.meter,
+                 line.filter, line.segment[0], line.quantity, line.amount]
+                for n, line in enumerate(inv.lines)])
+            inv.document = doc
+        out.append(inv)
+    return out
 
 
 def render_table(invoices: list[Invoice]) -> str:
@@ -106,13 +215,18 @@ def render_table(invoices: list[Invoice]) -> str:
         return "no invoices for this period (no subscription overlaps it)"
     out = []
     for inv in invoices:
-        out.append(f"{inv.customer}  {inv.period}  plan {inv.plan} v{inv.version}  {inv.currency}")
-        for line in inv.lines:
-            label = {"base_fee": "base fee", "minimum_commitment": "minimum commitment true-up"}.get(line.type)
-            if label is None:
-                label = f"{line.meter}{'{' + line.filter + '}' if line.filter else ''} ({line.model})"
-            qty = "" if line.type != "usage" else _qty(line.quantity)
-            out.append(f"  {label:<44} {qty:>18} {_money(line.amount, line.minor_units):>14}")
-        out.append(f"  {'total':<44} {'':>18} {_money(inv.total, inv.minor_units):>14}")
+        d = inv.as_dict()
+        status = "finalized " + d["finalized_at"] if d["status"] == "finalized" else "draft"
+        out.append(f"{d['customer']}  {d['period']}  plan {d['plan']} v{d['version']}  {d['currency']}  ({status})")
+        for line in d["lines"]:
+            label = {"base_fee": "base fee", "minimum_commitment": "minimum commitment true-up"}.get(line["type"])
+            if line["type"] == "correction":
+                what = line["meter"] or line["corrects"]["type"].replace("_", " ")
+                label = f"correction of {line['corrects']['period']}: {what}"
+            elif label is None:
+                label = f"{line['meter']}{'{' + line['filter'] + '}' if line['filter'] else ''} ({line['model']})"
+            qty = line["quantity"] if line["type"] in ("usage", "correction") and line["meter"] else ""
+            out.append(f"  {label:<44} {qty:>18} {line['amount']:>14}")
+        out.append(f"  {'total':<44} {'':>18} {d['total']:>14}")
         out.append("")
     return "\n".join(out).rstrip()

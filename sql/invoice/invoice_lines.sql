@@ -1,7 +1,8 @@
 -- invoice_lines: every line of every subscribed customer's invoice for one billing period,
 -- computed from the raw accepted events (events FINAL), never from windows, so non-additive
 -- meters are exact and late events count in their own period.
--- Parameters: period_start, period_end (the calendar month, UTC), customer ('' = all).
+-- Parameters: period_start, period_end (the calendar month, UTC), customer ('' = all), digest
+-- (the catalog to price with; '' = the one applied last).
 -- Pricing follows shared/CATALOG.md and matches jobs/tallyflow/pricing.py (tests/vectors/):
 --   B = max(0, U - included_units); per_unit B*p; graduated sums tiers (first tier always
 --   reached); volume prices all of B at its tier; package ceil(B/size)*price; staircase the
@@ -15,7 +16,7 @@
 WITH
     {period_start:DateTime64(3, 'UTC')} AS ps,
     {period_end:DateTime64(3, 'UTC')} AS pe,
-    (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied) AS digest,
+    (SELECT if({digest:String} = '', argMax(catalog_digest, applied_at), {digest:String}) FROM catalog_applied) AS digest,
     subs AS (
         SELECT s.customer_id AS customer_id, s.plan_id AS plan_id,
                greatest(s.start, ps) AS sub_start, least(ifNull(s.`end`, pe), pe) AS sub_end

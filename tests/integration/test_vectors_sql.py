@@ -3,13 +3,11 @@ TALLYFLOW_CLICKHOUSE_URL names one)."""
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 import pytest
+from tallyflow import catalog_store, invoice
 
-from tallyflow import catalog_store, clickhouse, invoice
-from tallyflow.settings import Settings
 from tests.vector_cases import load, norm
 
 pytestmark = pytest.mark.integration
@@ -19,25 +17,17 @@ EVENT_COLUMNS = ["customer_id", "event_id", "event_type", "event_time", "values"
 
 
 @pytest.fixture(scope="module")
-def invoices(tmp_path_factory, monkeypatch_module) -> dict:
-    if not os.environ.get("TALLYFLOW_CLICKHOUSE_URL"):
-        monkeypatch_module.setenv("TALLYFLOW_CLICKHOUSE_URL", f"chdb://{tmp_path_factory.mktemp('vectors-ch')}")
-    client = clickhouse.connect(Settings.from_env())
-    clickhouse.migrate(client)
-    client.command("TRUNCATE TABLE events")
+def invoices(clickhouse_client) -> dict:
+    client = clickhouse_client
+    for table in ("events", "invoices_finalized", "invoice_lines_finalized"):
+        client.command(f"TRUNCATE TABLE {table}")
     catalog_store.apply(client, CATALOG, "tests/vectors/invoices.json")
-    rows = [[e["customer_id"], e["event_id"], e["event_type"], e["event_time"], e["values"], e["dimensions"], 1002, 1, 0, n]
-            for n, e in enumerate(ev for case in CASES for ev in case.events)]
-    client.insert("events", [[*r[:4], {k: Decimal(v) for k, v in r[4].items()}, *r[5:]] for r in rows],
-                  column_names=EVENT_COLUMNS)
+    events = [ev for case in CASES for ev in case.events]
+    rows = [[e["customer_id"], e["event_id"], e["event_type"], e["event_time"],
+             {k: Decimal(v) for k, v in e["values"].items()}, e["dimensions"], 1002, 1, 0, n]
+            for n, e in enumerate(events)]
+    client.insert("events", rows, column_names=EVENT_COLUMNS)
     return {i.customer: i for i in invoice.compute(client, PERIOD)}
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

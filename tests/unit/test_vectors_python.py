@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from tallyflow import billing, pricing
 from tallyflow.generator import month_bounds
+
 from tests.vector_cases import load, norm
 
 PERIOD, CATALOG, CASES = load()
@@ -17,7 +17,7 @@ def test_python_rater(case):
     (sub,) = [s for s in CATALOG.subscriptions if s.customer == case.customer]
     lines = billing.invoice_lines(CATALOG, sub, start, end, case.events)
     minor = CATALOG.plan_versions(sub.plan)[0].minor_units
-    got = [(x.type, x.meter, x.filter, norm(x.quantity), norm(x.amount_exact), str(pricing.round_money(x.amount, minor)))
-           for x in lines]
+    got = [(x.type, x.meter, x.filter, norm(x.quantity), norm(x.amount_exact),
+            str(pricing.round_money(x.amount, minor))) for x in lines]
     assert got == case.expected_lines
     assert str(pricing.round_money(sum(x.amount for x in lines), minor)) == case.expected_total
