@@ -15,6 +15,8 @@ All sinks are transactional Kafka sinks (exactly-once, committed on checkpoint);
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -22,7 +24,7 @@ from pyflink.table import Schema, StatementSet, StreamTableEnvironment, TableEnv
 
 from tallyflow import topics
 from tallyflow.catalog import Catalog, Meter
-from tallyflow.settings import Settings, flink_interval
+from tallyflow.settings import REPO_ROOT, Settings, flink_interval
 
 UDF_CLASS = "io.tallyflow.udf.DecodeUsageEvent"
 JOB_GROUP = "job"  # consumer group suffix of the job's Kafka source
@@ -228,14 +230,38 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
             'tallyflow.source.timestamp', ENCODE(CAST(kafka_time AS STRING), 'UTF-8')
         ] FROM decoded WHERE error IS NOT NULL""")
     if catalog.meters:
-        t_env.execute_sql("CREATE TEMPORARY VIEW metered AS "
-                          + " UNION ALL ".join(_meter_rows(m) for m in catalog.meters))
-        stmts.add_insert_sql(f"""INSERT INTO usage_sink
-            SELECT customer_id, meter_id, group_key, window_start, window_end,
-                   SUM(qty), MAX(qty), COUNT(*)
-            FROM TABLE(TUMBLE(TABLE metered, DESCRIPTOR(event_time), {flink_interval(settings.window)}))
-            GROUP BY customer_id, meter_id, group_key, window_start, window_end""")
+        _windows(t_env, settings, catalog, stmts)
     return stmts
+
+
+def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, stmts: StatementSet) -> None:
+    """Hourly windows per customer, meter and group; each closed window is also rated."""
+    from pyflink.common import Types
+
+    from tallyflow import rating
+
+    t_env.execute_sql("CREATE TEMPORARY VIEW metered AS " + " UNION ALL ".join(_meter_rows(m) for m in catalog.meters))
+    windowed = t_env.sql_query(f"""
+        SELECT customer_id, meter_id, group_key, window_start, window_end, window_time,
+               SUM(qty) AS quantity, MAX(qty) AS max_quantity, COUNT(*) AS event_count
+        FROM TABLE(TUMBLE(TABLE metered, DESCRIPTOR(event_time), {flink_interval(settings.window)}))
+        GROUP BY customer_id, meter_id, group_key, window_start, window_end, window_time""")
+    _materialize(t_env, "windowed", windowed)
+    stmts.add_insert_sql("""INSERT INTO usage_sink SELECT customer_id, meter_id, group_key, window_start,
+        window_end, quantity, max_quantity, event_count FROM windowed""")
+    t_env.execute_sql(_json_sink(settings, "rated_sink", topics.RATED, ", ".join(
+        f"`{f}` {'INT' if f == 'version' else 'BOOLEAN' if f == 'provisional' else 'STRING'}" for f in rating.FIELDS)))
+    # Decimals and times cross into Python as strings: exact, and free of PyFlink's legacy types.
+    per_window = t_env.to_data_stream(t_env.sql_query("""
+        SELECT customer_id, meter_id, group_key, CAST(window_start AS STRING) AS window_start,
+               CAST(window_end AS STRING) AS window_end, CAST(quantity AS STRING) AS quantity,
+               CAST(max_quantity AS STRING) AS max_quantity FROM windowed"""))
+    rated = (per_window
+             .key_by(lambda w: "\x1f".join((w.customer_id, w.meter_id, w.group_key, w.window_start[:7])),
+                     key_type=Types.STRING())
+             .process(rating.rate_windows(catalog), output_type=rating.output_type())
+             .name("rate-windows").uid("rate-windows"))
+    stmts.add_insert("rated_sink", t_env.from_data_stream(rated))
 
 
 def create_environment() -> StreamTableEnvironment:
@@ -243,5 +269,18 @@ def create_environment() -> StreamTableEnvironment:
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings
 
+    _python_path_for_embedded_workers()
     env = StreamExecutionEnvironment.get_execution_environment()
-    return StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
+    t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("python.executable", sys.executable)
+    return t_env
+
+
+def _python_path_for_embedded_workers() -> None:
+    """Thread mode runs Python inside the JVM (pemja), which does not see a virtualenv's
+    site-packages; the local JVM inherits this process's PYTHONPATH, so name them there."""
+    import site
+
+    paths = [*site.getsitepackages(), str(REPO_ROOT / "jobs")]
+    current = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, *([current] if current else [])])

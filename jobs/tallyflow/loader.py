@@ -21,7 +21,8 @@ from tallyflow import topics
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
-JSON_TABLES = {topics.ACCEPTED: "events", topics.USAGE: "usage_windows", topics.LATE: "late_events"}
+JSON_TABLES = {topics.ACCEPTED: "events", topics.USAGE: "usage_windows", topics.LATE: "late_events",
+               topics.RATED: "rated_records"}
 REJECTS_COLUMNS = ["reason", "raw_key", "raw_value", "source_topic", "source_partition", "source_offset",
                    "kafka_time", "dlq_partition", "dlq_offset"]
 INSERT_SETTINGS = {

@@ -50,7 +50,10 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
     cat, client = prepare(settings, catalog_path)
     started = time.monotonic()
     t_env = job.create_environment()
-    statements = job.build(t_env, settings, cat, job.JobOptions(bounded=bounded))
+    try:
+        statements = job.build(t_env, settings, cat, job.JobOptions(bounded=bounded))
+    except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
+        raise UserError(f"the job could not be built: {_root_cause(e)}") from None
     loader = Loader(settings, client)
     stop = {"requested": False}
 

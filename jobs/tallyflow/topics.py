@@ -15,9 +15,10 @@ ACCEPTED = "accepted"  # deduplicated, valid events as JSON rows (the audit trai
 USAGE = "usage"  # windowed usage per customer, meter, group (JSON rows)
 LATE = "late"  # accepted events that arrived behind the watermark (JSON rows)
 DLQ = "dlq"  # rejected records: original key and bytes, reason in headers
+RATED = "rated"  # what each window adds to its customer's period, priced (JSON rows)
 
-ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ)
-JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ)
+ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED)
+JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ, RATED)
 
 
 def quiet_logger() -> logging.Logger:

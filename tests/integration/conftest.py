@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from tallyflow.settings import REPO_ROOT
 
 TALLYFLOW = [sys.executable, "-m", "tallyflow.cli"]

@@ -12,6 +12,7 @@ import fastavro
 import pytest
 import yaml
 from confluent_kafka import Producer
+
 from tallyflow import avro_codec
 
 pytestmark = pytest.mark.integration

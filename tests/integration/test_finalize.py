@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from tallyflow import catalog, catalog_store, invoice
 
 pytestmark = pytest.mark.integration

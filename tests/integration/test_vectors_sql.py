@@ -6,8 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from tallyflow import catalog_store, invoice
 
+from tallyflow import catalog_store, invoice
 from tests.vector_cases import load, norm
 
 pytestmark = pytest.mark.integration

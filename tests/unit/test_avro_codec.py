@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import fastavro
 import pytest
+
 from tallyflow import avro_codec
 
 RECORD = {"event_id": "e1", "customer_id": "c1", "event_type": "api_call",

@@ -6,6 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 import yaml
+
 from tallyflow import catalog
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT

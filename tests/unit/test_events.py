@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+
 from tallyflow.events import InvalidEvent, parse_line
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

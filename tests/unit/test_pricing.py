@@ -3,6 +3,7 @@
 from decimal import Decimal as D
 
 import pytest
+
 from tallyflow.catalog import Charge, Step, Tier
 from tallyflow.pricing import price, round_money
 

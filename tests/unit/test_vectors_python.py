@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from tallyflow import billing, pricing
 from tallyflow.generator import month_bounds
-
 from tests.vector_cases import load, norm
 
 PERIOD, CATALOG, CASES = load()
