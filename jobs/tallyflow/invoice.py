@@ -58,6 +58,7 @@ class Line:
     version: int = 0
     corrects_period: str = ""
     corrects_type: str = ""
+    breakdown: list = field(default_factory=list)  # (index, units, unit price, flat fee, amount)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -79,7 +80,20 @@ class Line:
         }
         if self.type == "correction":
             d["corrects"] = {"period": self.corrects_period, "type": self.corrects_type}
+        if self.breakdown:
+            kind = {"staircase": "step", "package": "packages"}.get(self.model, "tier")
+            d["breakdown"] = [_breakdown_row(kind, *row) for row in self.breakdown]
         return d
+
+
+def _breakdown_row(kind: str, index: int, units: Decimal, unit_price: Decimal, flat_fee: Decimal,
+                   amount: Decimal) -> dict:
+    if kind == "packages":
+        return {"packages": _qty(units), "package_price": _qty(unit_price), "amount": _qty(amount)}
+    if kind == "step":
+        return {"step": int(index), "units": _qty(units), "price": _qty(flat_fee), "amount": _qty(amount)}
+    return {kind: int(index), "units": _qty(units), "unit_price": _qty(unit_price), "flat_fee": _qty(flat_fee),
+            "amount": _qty(amount)}
 
 
 @dataclass
@@ -125,7 +139,8 @@ def _priced(client: Client, period: str, customer: str | None, digest: str = "")
                 r["customer_id"], period, r["plan_id"], r["version"], r["currency"], r["minor_units"], r["total"])
         inv.lines.append(Line(r["line_type"], r["meter_id"], r["filter_text"], r["model"], r["quantity"],
                               r["billable"], r["amount_exact"], r["amount"], r["minor_units"],
-                              (_iso(r["seg_start"]), _iso(r["seg_end"])), r["plan_id"], r["version"]))
+                              (_iso(r["seg_start"]), _iso(r["seg_end"])), r["plan_id"], r["version"],
+                              breakdown=list(r["breakdown"])))
     return invoices
 
 

@@ -118,6 +118,8 @@ WITH
                arrayMap(x -> toDecimal256(ifNull(x, 0), 12), ch.step_up_to) AS s_up,
                arrayFirstIndex(i -> isNull(ch.step_up_to[i]) OR billable <= s_up[i], arrayEnumerate(s_up)) AS s_index,
                if(ch.model = 'package', floor(billable / toDecimal256(ch.package_size, 12)), toDecimal256(0, 12)) AS pk_floor,
+               -- Whole packages: floor of the quotient, plus one for any remainder (exact, no rounding).
+               pk_floor + if(billable > pk_floor * toDecimal256(ifNull(ch.package_size, 0), 12), 1, 0) AS packages,
                multiIf(
                    ch.model = 'per_unit', billable * toDecimal256(ch.unit_price, 12),
                    ch.model = 'graduated', arraySum(i -> t_units[i] * toDecimal256(ch.tier_unit_price[i], 12)
@@ -125,10 +127,26 @@ WITH
                        arrayEnumerate(t_up)),
                    ch.model = 'volume', billable * toDecimal256(ch.tier_unit_price[t_index], 12)
                        + toDecimal256(ch.tier_flat_fee[t_index], 24),
-                   ch.model = 'package', (pk_floor + if(billable > pk_floor * toDecimal256(ch.package_size, 12), 1, 0))
-                       * toDecimal256(ch.package_price, 12),
+                   ch.model = 'package', packages * toDecimal256(ch.package_price, 12),
                    ch.model = 'staircase', toDecimal256(ch.step_price[s_index], 24),
-                   toDecimal256(0, 24)) AS amount_exact
+                   toDecimal256(0, 24)) AS amount_exact,
+               -- The tiers or steps behind the amount: (index, units, unit price, flat fee, amount).
+               multiIf(
+                   ch.model = 'graduated', arrayFilter(x -> x.1 = 1 OR x.2 > 0, arrayMap(i -> (toUInt32(i),
+                       toDecimal256(t_units[i], 24), toDecimal256(ch.tier_unit_price[i], 24),
+                       toDecimal256(if(i = 1 OR t_units[i] > 0, ch.tier_flat_fee[i], 0), 24),
+                       toDecimal256(t_units[i] * toDecimal256(ch.tier_unit_price[i], 12)
+                           + if(i = 1 OR t_units[i] > 0, toDecimal256(ch.tier_flat_fee[i], 24), toDecimal256(0, 24)), 24)),
+                       arrayEnumerate(t_up))),
+                   ch.model = 'volume', [(toUInt32(t_index), toDecimal256(billable, 24),
+                       toDecimal256(ch.tier_unit_price[t_index], 24), toDecimal256(ch.tier_flat_fee[t_index], 24),
+                       toDecimal256(amount_exact, 24))],
+                   ch.model = 'staircase', [(toUInt32(s_index), toDecimal256(billable, 24), toDecimal256(0, 24),
+                       toDecimal256(ch.step_price[s_index], 24), toDecimal256(amount_exact, 24))],
+                   ch.model = 'package', [(toUInt32(1), toDecimal256(packages, 24),
+                       toDecimal256(ch.package_price, 24), toDecimal256(0, 24), toDecimal256(amount_exact, 24))],
+                   [(toUInt32(1), toDecimal256(billable, 24), toDecimal256(ifNull(ch.unit_price, 0), 24),
+                       toDecimal256(0, 24), toDecimal256(amount_exact, 24))]) AS breakdown
         FROM charges AS ch
         LEFT JOIN usage AS u
             ON u.customer_id = ch.customer_id AND u.seg_start = ch.seg_start AND u.charge_index = ch.charge_index
@@ -138,14 +156,15 @@ WITH
                'usage' AS line_type, charge_index + 1 AS line_order, meter_id,
                arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), mapKeys(filter), mapValues(filter)), ',') AS filter_text,
                model, toDecimal256(quantity, 24) AS quantity, toDecimal256(billable, 24) AS billable,
-               toDecimal256(amount_exact, 24) AS amount_exact
+               toDecimal256(amount_exact, 24) AS amount_exact, breakdown
         FROM quantities
     ),
     base_lines AS (
         SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end,
                'base_fee' AS line_type, 0 AS line_order, '' AS meter_id, '' AS filter_text, '' AS model,
                toDecimal256(share, 24) AS quantity, toDecimal256(share, 24) AS billable,
-               toDecimal256(toDecimal256(base_fee, 12) * share, 24) AS amount_exact
+               toDecimal256(toDecimal256(base_fee, 12) * share, 24) AS amount_exact,
+               CAST([], 'Array(Tuple(UInt32, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))') AS breakdown
         FROM plans
         WHERE base_fee > 0
     ),
@@ -161,20 +180,23 @@ WITH
                toDecimal256(toDecimal256(assumeNotNull(pl.minimum_commitment), 12) * pl.share, 24) AS minimum_exact,
                if(pl.minor_units = 0, round(minimum_exact, 0), round(minimum_exact, 2)) AS minimum,
                toDecimal256(minimum_exact - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount_exact,
-               toDecimal256(minimum - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount
+               toDecimal256(minimum - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount,
+               CAST([], 'Array(Tuple(UInt32, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))') AS breakdown
         FROM plans AS pl
         LEFT JOIN (SELECT customer_id, seg_start, sum(amount) AS subtotal FROM priced GROUP BY customer_id, seg_start) AS t
             ON t.customer_id = pl.customer_id AND t.seg_start = pl.seg_start
         WHERE pl.minimum_commitment IS NOT NULL AND minimum > ifNull(t.subtotal, toDecimal256(0, 24))
     )
 SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
-       meter_id, filter_text, model, quantity, billable, amount_exact, amount,
+       meter_id, filter_text, model, quantity, billable, amount_exact, amount, breakdown,
        sum(amount) OVER (PARTITION BY customer_id) AS total
 FROM (
-    SELECT * FROM priced
+    SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
+           meter_id, filter_text, model, quantity, billable, amount_exact, amount, breakdown
+    FROM priced
     UNION ALL
     SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
-           meter_id, filter_text, model, quantity, billable, amount_exact, amount
+           meter_id, filter_text, model, quantity, billable, amount_exact, amount, breakdown
     FROM minimum_lines
 )
 ORDER BY customer_id, seg_start, line_order

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tallyflow import catalog_store, invoice
+from tallyflow import catalog_store, invoice, pricing
 from tests.vector_cases import load, norm
 
 pytestmark = pytest.mark.integration
@@ -37,3 +37,17 @@ def test_invoice_sql(case, invoices):
             str(invoice.round_display(x.amount, x.minor_units))) for x in inv.lines]
     assert got == case.expected_lines
     assert str(invoice.round_display(inv.total, inv.minor_units)) == case.expected_total
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_breakdown_matches_python_rater(case, invoices):
+    """Each usage line's tier breakdown is the one pricing.py gives for the same quantity."""
+    (sub,) = [s for s in CATALOG.subscriptions if s.customer == case.customer]
+    for line in (x for x in invoices[case.customer].lines if x.type == "usage"):
+        plan = next(p for p in CATALOG.plan_versions(sub.plan) if p.version == line.version)
+        charge = next(c for c in plan.charges
+                      if c.meter == line.meter and ",".join(f"{k}={v}" for k, v in c.filter) == line.filter)
+        rows = pricing.price(charge, line.quantity).breakdown
+        assert sum((Decimal(b[4]) for b in line.breakdown), Decimal(0)) == line.amount_exact
+        assert [(int(b[0]) - 1, norm(b[1]), norm(b[4])) for b in line.breakdown] == \
+               [(r.index, norm(r.units), norm(r.amount)) for r in rows]
