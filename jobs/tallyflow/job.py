@@ -3,12 +3,15 @@
 Every per-event step runs in Flink's JVM operators (DESIGN.md, performance facts):
 
     Kafka events (raw bytes) -> TF_DECODE (JVM UDF: Confluent Avro decode + validation)
-      -> rejects:  dead-letter topic (original key and bytes, reason in headers)
-      -> valid:    dedup on (customer_id, event_id), keep first (state TTL = dedup horizon)
-                   -> accepted topic (every deduplicated event, flagged on_time)
-                   -> on time (event_time > CURRENT_WATERMARK): hourly TUMBLE windows per
-                      customer, meter and group -> usage topic
-                   -> behind the watermark: late topic
+      -> ClassifyEvents (keyed JVM operator: dedup with state TTL = dedup horizon, conflicts,
+         lateness against its watermark, metrics) -> one row per record with its kind:
+         reject -> dead-letter topic (original key and bytes, reason in headers)
+         duplicate | conflict -> duplicates topic
+         on_time | adjust | too_late -> accepted topic (every accepted event, with its lateness)
+         on_time -> hourly TUMBLE windows per customer, meter and group -> usage topic
+         adjust (window closed less than the allowed lateness ago) -> adjustments topic
+         too_late -> late topic
+      windows and adjustments -> rate-windows (keyed Python, per window) -> rated topic
 All sinks are transactional Kafka sinks (exactly-once, committed on checkpoint); the loader
 (loader.py) lands them in ClickHouse idempotently.
 """
@@ -137,7 +140,8 @@ def _source(settings: Settings, options: JobOptions, decoder_conf: str) -> str:
 
 
 _EVENT_COLUMNS = """customer_id STRING, event_id STRING, event_type STRING, event_time TIMESTAMP_LTZ(3),
-    `values` MAP<STRING, DECIMAL(38, 12)>, dimensions MAP<STRING, STRING>, schema_id INT, on_time BOOLEAN"""
+    `values` MAP<STRING, DECIMAL(38, 12)>, dimensions MAP<STRING, STRING>, schema_id INT, on_time BOOLEAN,
+    lateness STRING, source_partition INT, source_offset BIGINT"""
 
 
 def _group_key(meter: Meter) -> str:
@@ -148,17 +152,18 @@ def _group_key(meter: Meter) -> str:
     return f"JSON_OBJECT({pairs} ABSENT ON NULL)"
 
 
-def _meter_rows(meter: Meter) -> str:
-    """One row per event that the meter counts: (customer, meter, group, quantity, time)."""
+def _meter_rows(meter: Meter, source: str = "on_time_events", extra: str = "") -> str:
+    """One row per event that the meter counts: (customer, meter, group, quantity, time, extra)."""
+    extra = f", {extra}" if extra else ""
     if meter.aggregation == "count":
-        qty, extra = "CAST(1 AS DECIMAL(38, 12))", ""
+        qty, condition = "CAST(1 AS DECIMAL(38, 12))", ""
     elif meter.aggregation == "unique_count":
         # Windows count events here; distinct values are counted over the period in ClickHouse.
-        qty, extra = "CAST(1 AS DECIMAL(38, 12))", f" AND dims['{meter.value}'] IS NOT NULL"
+        qty, condition = "CAST(1 AS DECIMAL(38, 12))", f" AND dims['{meter.value}'] IS NOT NULL"
     else:
-        qty, extra = f"vals['{meter.value}']", f" AND vals['{meter.value}'] IS NOT NULL"
+        qty, condition = f"vals['{meter.value}']", f" AND vals['{meter.value}'] IS NOT NULL"
     return (f"SELECT customer_id, '{meter.id}' AS meter_id, {_group_key(meter)} AS group_key, "
-            f"{qty} AS qty, event_time FROM on_time_events WHERE event_type = '{meter.event_type}'{extra}")
+            f"{qty} AS qty, event_time{extra} FROM {source} WHERE event_type = '{meter.event_type}'{condition}")
 
 
 def _materialize(t_env: StreamTableEnvironment, name: str, table, *, proctime: bool = False) -> None:
@@ -171,6 +176,17 @@ def _materialize(t_env: StreamTableEnvironment, name: str, table, *, proctime: b
     t_env.create_temporary_view(name, t_env.from_data_stream(t_env.to_data_stream(table), schema.build()))
 
 
+def classify(t_env: StreamTableEnvironment, decoded, settings: Settings):
+    """Dedup, conflicts, lateness and metrics in one keyed JVM operator (jobs/jvm ClassifyEvents)."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import Table
+
+    ms = lambda d: int(d.total_seconds() * 1000)  # noqa: E731
+    j_table = get_gateway().jvm.io.tallyflow.udf.Classifier.classify(
+        t_env._j_tenv, decoded._j_table, ms(settings.dedup_horizon), ms(settings.allowed_lateness), ms(settings.window))
+    return Table(j_table, t_env)
+
+
 def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, options: JobOptions) -> StatementSet:
     """Declares sources, views and sinks on t_env and returns the statement set to execute."""
     configure(t_env, settings, options)
@@ -181,25 +197,19 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
                    THEN 'event_time crossed the future limit while decoding; resend' END) AS error,
                d.schema_id AS schema_id, d.event_id AS event_id, d.customer_id AS customer_id,
                d.event_type AS event_type, event_time, d.vals AS vals, d.dims AS dims,
-               k, v, kafka_partition, kafka_offset, kafka_time
+               -- The original bytes matter only for a reject: carry them only there.
+               CASE WHEN d.error IS NOT NULL THEN k END AS k, CASE WHEN d.error IS NOT NULL THEN v END AS v,
+               kafka_partition, kafka_offset, kafka_time
         FROM raw_events""")
-    # The planner copies a sub-plan once per consumer when it holds a nondeterministic call
-    # (PROCTIME, CURRENT_WATERMARK): each sink would get its own Kafka reader, dedup and on-time
-    # verdict. A trip through the DataStream API (JVM only, no Python) makes one node all share.
-    _materialize(t_env, "decoded", decoded, proctime=True)
-    deduplicated = t_env.sql_query("""
-        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims, schema_id,
-               CURRENT_WATERMARK(rowtime) IS NULL OR rowtime > CURRENT_WATERMARK(rowtime) AS on_time
-        FROM (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id, event_id ORDER BY pt) AS rn
-            FROM decoded WHERE error IS NULL
-        ) WHERE rn = 1""")
-    _materialize(t_env, "deduplicated", deduplicated)
+    t_env.create_temporary_view("classified", classify(t_env, decoded, settings))
     t_env.execute_sql("""CREATE TEMPORARY VIEW on_time_events AS
-        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims FROM deduplicated WHERE on_time""")
-
+        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims
+        FROM classified WHERE kind = 'on_time'""")
     t_env.execute_sql(_json_sink(settings, "accepted_sink", topics.ACCEPTED, _EVENT_COLUMNS))
     t_env.execute_sql(_json_sink(settings, "late_sink", topics.LATE, _EVENT_COLUMNS))
+    t_env.execute_sql(_json_sink(settings, "duplicates_sink", topics.DUPLICATES, """customer_id STRING,
+        event_id STRING, event_type STRING, event_time TIMESTAMP_LTZ(3), conflict BOOLEAN, payload_hash BIGINT,
+        source_partition INT, source_offset BIGINT"""))
     t_env.execute_sql(_json_sink(settings, "usage_sink", topics.USAGE, """customer_id STRING, meter_id STRING,
         group_key STRING, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
         quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12), event_count BIGINT"""))
@@ -217,10 +227,13 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
 
     events_topic = settings.topic(topics.EVENTS)
     stmts = t_env.create_statement_set()
-    select_event = ("SELECT customer_id, event_id, event_type, event_time, vals, dims, schema_id, on_time "
-                    "FROM deduplicated")
-    stmts.add_insert_sql(f"INSERT INTO accepted_sink {select_event}")
-    stmts.add_insert_sql(f"INSERT INTO late_sink {select_event} WHERE NOT on_time")
+    select_event = ("SELECT customer_id, event_id, event_type, rowtime, vals, dims, schema_id, kind = 'on_time', "
+                    "kind, kafka_partition, kafka_offset FROM classified")
+    stmts.add_insert_sql(f"INSERT INTO accepted_sink {select_event} WHERE kind IN ('on_time', 'adjust', 'too_late')")
+    stmts.add_insert_sql(f"INSERT INTO late_sink {select_event} WHERE kind = 'too_late'")
+    stmts.add_insert_sql("""INSERT INTO duplicates_sink
+        SELECT customer_id, event_id, event_type, rowtime, kind = 'conflict', payload_hash, kafka_partition,
+               kafka_offset FROM classified WHERE kind IN ('duplicate', 'conflict')""")
     stmts.add_insert_sql(f"""INSERT INTO dlq_sink
         SELECT k, v, MAP[
             'tallyflow.reason', ENCODE(error, 'UTF-8'),
@@ -228,7 +241,7 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
             'tallyflow.source.partition', ENCODE(CAST(kafka_partition AS STRING), 'UTF-8'),
             'tallyflow.source.offset', ENCODE(CAST(kafka_offset AS STRING), 'UTF-8'),
             'tallyflow.source.timestamp', ENCODE(CAST(kafka_time AS STRING), 'UTF-8')
-        ] FROM decoded WHERE error IS NOT NULL""")
+        ] FROM classified WHERE kind = 'reject'""")
     if catalog.meters:
         _windows(t_env, settings, catalog, stmts)
     return stmts
@@ -251,11 +264,31 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
         window_end, quantity, max_quantity, event_count FROM windowed""")
     t_env.execute_sql(_json_sink(settings, "rated_sink", topics.RATED, ", ".join(
         f"`{f}` {'INT' if f == 'version' else 'BOOLEAN' if f == 'provisional' else 'STRING'}" for f in rating.FIELDS)))
+    # Within the allowed lateness, each late event adjusts its window: a delta with a version
+    # number per window (1, 2, ...), never an overwrite of what the window reported.
+    t_env.execute_sql("""CREATE TEMPORARY VIEW adjusting_events AS
+        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims, window_start, pt
+        FROM classified WHERE kind = 'adjust'""")
+    t_env.execute_sql("CREATE TEMPORARY VIEW adjusting_metered AS " + " UNION ALL ".join(
+        _meter_rows(m, "adjusting_events", "window_start, event_id, pt") for m in catalog.meters))
+    t_env.execute_sql(_json_sink(settings, "adjustments_sink", topics.ADJUSTMENTS, """customer_id STRING,
+        meter_id STRING, group_key STRING, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
+        version BIGINT, quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12), event_count INT, event_id STRING"""))
+    stmts.add_insert_sql(f"""INSERT INTO adjustments_sink
+        SELECT customer_id, meter_id, group_key, window_start, window_start + {flink_interval(settings.window)},
+               COUNT(*) OVER w, qty, qty, 1, event_id
+        FROM adjusting_metered
+        WINDOW w AS (PARTITION BY customer_id, meter_id, group_key, window_start ORDER BY pt
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""")
     # Decimals and times cross into Python as strings: exact, and free of PyFlink's legacy types.
-    per_window = t_env.to_data_stream(t_env.sql_query("""
+    per_window = t_env.to_data_stream(t_env.sql_query(f"""
         SELECT customer_id, meter_id, group_key, CAST(window_start AS STRING) AS window_start,
                CAST(window_end AS STRING) AS window_end, CAST(quantity AS STRING) AS quantity,
-               CAST(max_quantity AS STRING) AS max_quantity FROM windowed"""))
+               CAST(max_quantity AS STRING) AS max_quantity FROM windowed
+        UNION ALL
+        SELECT customer_id, meter_id, group_key, CAST(window_start AS STRING),
+               CAST(window_start + {flink_interval(settings.window)} AS STRING), CAST(qty AS STRING),
+               CAST(qty AS STRING) FROM adjusting_metered"""))
     rated = (per_window
              .key_by(lambda w: "\x1f".join((w.customer_id, w.meter_id, w.group_key, w.window_start[:7])),
                      key_type=Types.STRING())

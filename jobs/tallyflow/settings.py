@@ -13,6 +13,7 @@
 | TALLYFLOW_WINDOW | 1h | metering window size (a Flink interval: 30s, 5min, 1h, 1d) |
 | TALLYFLOW_OUT_OF_ORDERNESS | 5min | watermark delay (bounded out-of-orderness) |
 | TALLYFLOW_IDLE_TIMEOUT | 30s | a partition silent this long stops holding back the watermark |
+| TALLYFLOW_ALLOWED_LATENESS | 1h | a late event whose window closed less than this ago adjusts it |
 | TALLYFLOW_DEDUP_HORIZON | 40d | (customer, event_id) pairs are remembered this long |
 | TALLYFLOW_CHECKPOINT_INTERVAL | 2s | checkpoint (and so Kafka commit) interval |
 | TALLYFLOW_MAX_FUTURE | 1d | events later than now + this are rejected |
@@ -92,6 +93,7 @@ class Settings:
     window: timedelta
     out_of_orderness: timedelta
     idle_timeout: timedelta
+    allowed_lateness: timedelta
     dedup_horizon: timedelta
     checkpoint_interval: timedelta
     max_future: timedelta
@@ -120,6 +122,7 @@ class Settings:
             window=parse_duration(_env("TALLYFLOW_WINDOW", "1h"), "TALLYFLOW_WINDOW"),
             out_of_orderness=parse_duration(_env("TALLYFLOW_OUT_OF_ORDERNESS", "5min"), "TALLYFLOW_OUT_OF_ORDERNESS"),
             idle_timeout=parse_duration(_env("TALLYFLOW_IDLE_TIMEOUT", "30s"), "TALLYFLOW_IDLE_TIMEOUT"),
+            allowed_lateness=parse_duration(_env("TALLYFLOW_ALLOWED_LATENESS", "1h"), "TALLYFLOW_ALLOWED_LATENESS"),
             dedup_horizon=parse_duration(_env("TALLYFLOW_DEDUP_HORIZON", "40d"), "TALLYFLOW_DEDUP_HORIZON"),
             checkpoint_interval=parse_duration(
                 _env("TALLYFLOW_CHECKPOINT_INTERVAL", "2s"), "TALLYFLOW_CHECKPOINT_INTERVAL"
@@ -133,6 +136,8 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(
                 f"TALLYFLOW_TOPIC_PREFIX '{s.topic_prefix}' may only hold letters, digits, '.', '_' and '-'")
+        if s.dedup_horizon <= s.allowed_lateness + s.window:
+            raise UserError("TALLYFLOW_DEDUP_HORIZON must be longer than TALLYFLOW_ALLOWED_LATENESS plus the window")
         if s.partitions < 1 or s.parallelism < 1:
             raise UserError("TALLYFLOW_PARTITIONS and TALLYFLOW_PARALLELISM must be at least 1")
         return s

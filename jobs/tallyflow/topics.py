@@ -16,9 +16,11 @@ USAGE = "usage"  # windowed usage per customer, meter, group (JSON rows)
 LATE = "late"  # accepted events that arrived behind the watermark (JSON rows)
 DLQ = "dlq"  # rejected records: original key and bytes, reason in headers
 RATED = "rated"  # what each window adds to its customer's period, priced (JSON rows)
+ADJUSTMENTS = "adjustments"  # deltas of windows from events within the allowed lateness (JSON rows)
+DUPLICATES = "duplicates"  # resent events: duplicates and conflicts (same id, other payload) (JSON rows)
 
-ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED)
-JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ, RATED)
+ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES)
+JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES)
 
 
 def quiet_logger() -> logging.Logger:

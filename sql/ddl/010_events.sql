@@ -5,7 +5,9 @@
 --   horizon, collapse to one row as well. Readers use FINAL.
 -- PARTITION BY month of event time: billing periods are calendar months (UTC), so an invoice
 --   reads one partition, and replacing works per partition (an event keeps its month).
--- on_time = 0 marks events that arrived behind the watermark (they skipped the hourly windows).
+-- lateness: on_time (counted by its hourly window), adjust (behind the watermark but within the
+-- allowed lateness: counted by a usage_adjustments row) or too_late (in late_events only).
+-- on_time = 1 exactly when lateness = 'on_time'. source_partition/offset: where the job read it.
 CREATE TABLE IF NOT EXISTS events
 (
     customer_id      String,
@@ -16,6 +18,9 @@ CREATE TABLE IF NOT EXISTS events
     dimensions       Map(String, String),
     schema_id        UInt32,
     on_time          UInt8,
+    lateness         LowCardinality(String),
+    source_partition Int32,
+    source_offset    Int64,
     kafka_partition  UInt32,
     kafka_offset     UInt64,
     loaded_at        DateTime64(3, 'UTC') DEFAULT now64(3)

@@ -13,6 +13,9 @@ CREATE TABLE IF NOT EXISTS late_events
     dimensions       Map(String, String),
     schema_id        UInt32,
     on_time          UInt8,
+    lateness         LowCardinality(String),
+    source_partition Int32,
+    source_offset    Int64,
     kafka_partition  UInt32,
     kafka_offset     UInt64,
     loaded_at        DateTime64(3, 'UTC') DEFAULT now64(3)

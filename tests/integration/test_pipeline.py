@@ -130,10 +130,11 @@ def test_shuffled_input_gives_identical_invoices(tallyflow, tmp_path, catalog_fi
     tallyflow("run", "--catalog", str(catalog_file), "--bounded")
     invoices = {i["customer"]: i["total"] for i in tallyflow.json("invoice", "--period", "2026-10")}
     assert invoices == {"c1": "13.45", "c2": "105"}
-    # Every accepted event is either in an hourly window or in the late output, never both.
+    # Every accepted event is in exactly one place: its hourly window, an adjustment, or the late output.
     placed = tallyflow.sql("""
         SELECT (SELECT count() FROM events FINAL) AS accepted,
                (SELECT sum(event_count) FROM usage_windows FINAL WHERE meter_id = 'api_calls')
+             + (SELECT sum(event_count) FROM usage_adjustments FINAL WHERE meter_id = 'api_calls')
              + (SELECT count() FROM late_events FINAL WHERE event_type = 'api_call') AS calls_placed,
                (SELECT count() FROM events FINAL WHERE event_type = 'api_call') AS calls""")[0]
     assert placed["accepted"] == 19

@@ -1,0 +1,6 @@
+-- Upgrades an events table created before lateness classes and source coordinates existed.
+-- (A new table already has these columns; IF NOT EXISTS makes this a no-op there.)
+ALTER TABLE events
+    ADD COLUMN IF NOT EXISTS lateness LowCardinality(String) AFTER on_time,
+    ADD COLUMN IF NOT EXISTS source_partition Int32 AFTER lateness,
+    ADD COLUMN IF NOT EXISTS source_offset Int64 AFTER source_partition

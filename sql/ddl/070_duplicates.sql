@@ -1,0 +1,24 @@
+-- duplicates: every resent event the job did not accept again: duplicates (same customer_id,
+-- event_id and payload as the first copy) and conflicts (same id, different payload; stored for
+-- review, never billed). Counted in reconciliation: records in = accepted + duplicates + rejects.
+-- Engine: ReplacingMergeTree keyed by the resent record's coordinates in the events topic, so a
+--   replayed load collapses. Readers use FINAL.
+-- ORDER BY (customer_id, event_id, ...): review a customer's resends. PARTITION BY arrival month.
+CREATE TABLE IF NOT EXISTS duplicates
+(
+    customer_id      String,
+    event_id         String,
+    event_type       LowCardinality(String),
+    event_time       DateTime64(3, 'UTC'),
+    conflict         UInt8,
+    payload_hash     Int64,
+    source_partition Int32,
+    source_offset    Int64,
+    kafka_partition  UInt32,
+    kafka_offset     UInt64,
+    loaded_at        DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(loaded_at)
+ORDER BY (customer_id, event_id, source_partition, source_offset)
+SETTINGS non_replicated_deduplication_window = 1000
