@@ -10,9 +10,10 @@ MVN := mvn -q -B
 JARS := build/jars
 UDF_SOURCES := $(shell find jobs/jvm/src -type f) jobs/jvm/pom.xml $(wildcard schemas/*.avsc) schemas/catalog.json
 DEMO_EVENTS ?= 50000
+BENCH_EVENTS ?= 1500000
 DEMO_CUSTOMERS ?= 8
 
-.PHONY: setup demo test test-unit test-integration lint clean stack-down
+.PHONY: setup demo test test-unit test-integration lint bench clean stack-down
 
 setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar
 
@@ -56,6 +57,11 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
+
+# Not part of `make test`: publishes BENCH_EVENTS events (several minutes on 2 cores).
+bench: setup
+	$(TALLYFLOW) stack up
+	$(TALLYFLOW) bench --events $(BENCH_EVENTS)
 
 lint: setup
 	$(VENV)/bin/ruff check jobs tests

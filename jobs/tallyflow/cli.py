@@ -145,6 +145,15 @@ def _cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import bench
+    from tallyflow.settings import parse_duration
+
+    result = bench.run(settings, args.events, args.customers, parse_duration(args.span, "--span"))
+    emit(result, args.format, bench.render(result))
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse
 
@@ -210,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action="append", help="key=value: the slice of a grouped meter to price")
     _format_arg(p)
     p.set_defaults(func=_cmd_quote)
+
+    p = sub.add_parser("bench", help="end-to-end throughput against a read-and-discard baseline")
+    p.add_argument("--events", type=int, required=True, help="synthetic events to publish and process")
+    p.add_argument("--customers", type=int, default=100, help="synthetic customers (default 100)")
+    p.add_argument("--span", default="1d", help="event time the events spread over (default 1d)")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
     p.add_argument("query", help="a SELECT statement, e.g. \"SELECT count() FROM events FINAL\"")

@@ -65,14 +65,15 @@ def _event(rng: random.Random, seq: int, seed: int, customer: str, t: datetime) 
 
 
 def generate(n: int, *, customers: int = 5, period: str | None = None, duplicate_rate: float = 0.0,
-             late_rate: float = 0.0, seed: int = 7) -> Iterator[dict]:
-    """Yields n unique events (plus resent duplicates) in send order."""
+             late_rate: float = 0.0, seed: int = 7, span: timedelta | None = None) -> Iterator[dict]:
+    """Yields n unique events (plus resent duplicates) in send order, spread over the month, or
+    over `span` of event time from the month's start."""
     if not 0 <= duplicate_rate <= 1 or not 0 <= late_rate <= 1:
         from tallyflow.errors import UserError
 
         raise UserError("--duplicate-rate and --late-rate must be between 0 and 1")
     start, end = month_bounds(period or previous_month())
-    span_ms = int((end - start).total_seconds() * 1000)
+    span_ms = int(min(span or (end - start), end - start).total_seconds() * 1000)
     rng = random.Random(seed)
     custs = customer_ids(customers)
     held: list[tuple[datetime, int, dict]] = []  # (send at event time, tiebreak, event)

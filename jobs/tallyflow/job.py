@@ -72,6 +72,8 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         "table.exec.mini-batch.enabled": "false",
     }.items():
         conf.set(key, value)
+    for key, value in settings.flink_conf:
+        conf.set(key, value)
 
 
 def decoder_config(settings: Settings, customers_file: str | None) -> str:
@@ -135,7 +137,8 @@ def _source(settings: Settings, options: JobOptions, decoder_conf: str) -> str:
         'key.format' = 'raw',
         'key.fields' = 'k',
         'value.format' = 'raw',
-        'value.fields-include' = 'EXCEPT_KEY'{bounded}
+        'value.fields-include' = 'EXCEPT_KEY',
+        'scan.watermark.emit.strategy' = '{settings.watermark_emit}'{bounded}
     )"""
 
 
@@ -248,22 +251,19 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
 
 
 def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, stmts: StatementSet) -> None:
-    """Hourly windows per customer, meter and group; each closed window is also rated."""
+    """Hourly windows per customer, meter and group, adjustments from events within the allowed
+    lateness, and the rating of both.
+
+    Windows and adjustments leave the planner as one DataStream (one translation reading
+    `classified`; every further translation would convert each event again): the rater takes it
+    as is, and the usage and adjustment sinks read it back (a few rows per window, cheap).
+    """
     from pyflink.common import Types
 
     from tallyflow import rating
 
+    size = flink_interval(settings.window)
     t_env.execute_sql("CREATE TEMPORARY VIEW metered AS " + " UNION ALL ".join(_meter_rows(m) for m in catalog.meters))
-    windowed = t_env.sql_query(f"""
-        SELECT customer_id, meter_id, group_key, window_start, window_end, window_time,
-               SUM(qty) AS quantity, MAX(qty) AS max_quantity, COUNT(*) AS event_count
-        FROM TABLE(TUMBLE(TABLE metered, DESCRIPTOR(event_time), {flink_interval(settings.window)}))
-        GROUP BY customer_id, meter_id, group_key, window_start, window_end, window_time""")
-    _materialize(t_env, "windowed", windowed)
-    stmts.add_insert_sql("""INSERT INTO usage_sink SELECT customer_id, meter_id, group_key, window_start,
-        window_end, quantity, max_quantity, event_count FROM windowed""")
-    t_env.execute_sql(_json_sink(settings, "rated_sink", topics.RATED, ", ".join(
-        f"`{f}` {'INT' if f == 'version' else 'BOOLEAN' if f == 'provisional' else 'STRING'}" for f in rating.FIELDS)))
     # Within the allowed lateness, each late event adjusts its window: a delta with a version
     # number per window (1, 2, ...), never an overwrite of what the window reported.
     t_env.execute_sql("""CREATE TEMPORARY VIEW adjusting_events AS
@@ -271,25 +271,36 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
         FROM classified WHERE kind = 'adjust'""")
     t_env.execute_sql("CREATE TEMPORARY VIEW adjusting_metered AS " + " UNION ALL ".join(
         _meter_rows(m, "adjusting_events", "window_start, event_id, pt") for m in catalog.meters))
+    # Decimals and times cross into Python as strings: exact, and free of PyFlink's legacy types.
+    usage = t_env.to_data_stream(t_env.sql_query(f"""
+        SELECT 'window' AS record, customer_id, meter_id, group_key, CAST(window_start AS STRING) AS window_start,
+               CAST(window_end AS STRING) AS window_end, CAST(SUM(qty) AS STRING) AS quantity,
+               CAST(MAX(qty) AS STRING) AS max_quantity, COUNT(*) AS event_count,
+               CAST(NULL AS BIGINT) AS version, CAST(NULL AS STRING) AS event_id
+        FROM TABLE(TUMBLE(TABLE metered, DESCRIPTOR(event_time), {size}))
+        GROUP BY customer_id, meter_id, group_key, window_start, window_end
+        UNION ALL
+        SELECT 'adjustment', customer_id, meter_id, group_key, CAST(window_start AS STRING),
+               CAST(window_start + {size} AS STRING), CAST(qty AS STRING), CAST(qty AS STRING), CAST(1 AS BIGINT),
+               COUNT(*) OVER (PARTITION BY customer_id, meter_id, group_key, window_start ORDER BY pt
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), event_id
+        FROM adjusting_metered"""))
+    t_env.create_temporary_view("usage_records", t_env.from_data_stream(usage))
     t_env.execute_sql(_json_sink(settings, "adjustments_sink", topics.ADJUSTMENTS, """customer_id STRING,
         meter_id STRING, group_key STRING, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
-        version BIGINT, quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12), event_count INT, event_id STRING"""))
+        version BIGINT, quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12), event_count BIGINT, event_id STRING"""))
+    as_time = "TO_TIMESTAMP_LTZ(UNIX_TIMESTAMP({0}, 'yyyy-MM-dd HH:mm:ss.SSS') * 1000 + CAST(RIGHT({0}, 3) AS INT), 3)"
+    stmts.add_insert_sql(f"""INSERT INTO usage_sink
+        SELECT customer_id, meter_id, group_key, {as_time.format('window_start')}, {as_time.format('window_end')},
+               CAST(quantity AS DECIMAL(38, 12)), CAST(max_quantity AS DECIMAL(38, 12)), event_count
+        FROM usage_records WHERE record = 'window'""")
     stmts.add_insert_sql(f"""INSERT INTO adjustments_sink
-        SELECT customer_id, meter_id, group_key, window_start, window_start + {flink_interval(settings.window)},
-               COUNT(*) OVER w, qty, qty, 1, event_id
-        FROM adjusting_metered
-        WINDOW w AS (PARTITION BY customer_id, meter_id, group_key, window_start ORDER BY pt
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""")
-    # Decimals and times cross into Python as strings: exact, and free of PyFlink's legacy types.
-    per_window = t_env.to_data_stream(t_env.sql_query(f"""
-        SELECT customer_id, meter_id, group_key, CAST(window_start AS STRING) AS window_start,
-               CAST(window_end AS STRING) AS window_end, CAST(quantity AS STRING) AS quantity,
-               CAST(max_quantity AS STRING) AS max_quantity FROM windowed
-        UNION ALL
-        SELECT customer_id, meter_id, group_key, CAST(window_start AS STRING),
-               CAST(window_start + {flink_interval(settings.window)} AS STRING), CAST(qty AS STRING),
-               CAST(qty AS STRING) FROM adjusting_metered"""))
-    rated = (per_window
+        SELECT customer_id, meter_id, group_key, {as_time.format('window_start')}, {as_time.format('window_end')},
+               version, CAST(quantity AS DECIMAL(38, 12)), CAST(max_quantity AS DECIMAL(38, 12)), event_count, event_id
+        FROM usage_records WHERE record = 'adjustment'""")
+    t_env.execute_sql(_json_sink(settings, "rated_sink", topics.RATED, ", ".join(
+        f"`{f}` {'INT' if f == 'version' else 'BOOLEAN' if f == 'provisional' else 'STRING'}" for f in rating.FIELDS)))
+    rated = (usage
              .key_by(lambda w: "\x1f".join((w.customer_id, w.meter_id, w.group_key, w.window_start[:7])),
                      key_type=Types.STRING())
              .process(rating.rate_windows(catalog), output_type=rating.output_type())

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import OffsetSpec
 
 from tallyflow import topics
 from tallyflow.errors import UserError
@@ -60,6 +69,7 @@ class Loader:
             "queued.max.messages.kbytes": 256 * 1024,
         })
         self._positions: dict[tuple[str, int], int] = {}
+        self._admin = topics.admin(settings)
         self._assign()
 
     def _assign(self) -> None:
@@ -138,13 +148,20 @@ class Loader:
         self.stats.rows[table] += len(batch)
         self.stats.batches += 1
 
-    def drained(self) -> bool:
-        """True when every partition has been read up to its last committed record."""
-        for topic, partition in self._parts:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
-            if self._positions.get((topic, partition), 0) < high:
-                return False
-        return True
+    def end_offsets(self) -> dict[tuple[str, int], int]:
+        """The committed end (last stable offset) of every output partition, in one request on the
+        admin client's own connection (the consumer's connection is busy with long-poll fetches)."""
+        request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in self._parts}
+        futures = self._admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED,
+                                           request_timeout=30)
+        try:
+            return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+        except KafkaException as e:
+            raise UserError(f"loader cannot read the end offsets: {e.args[0].str()}") from None
+
+    def drained(self, ends: dict[tuple[str, int], int]) -> bool:
+        """True when every partition has been read up to the given end offsets."""
+        return all(self._positions.get(key, 0) >= end for key, end in ends.items())
 
 
 def _reject_row(m: Message) -> list:

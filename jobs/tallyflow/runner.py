@@ -23,9 +23,11 @@ class RunResult:
     status: str
     seconds: float
     loaded: dict
+    job_seconds: float = 0.0  # from submitting the job to the last result landed
 
     def as_dict(self) -> dict:
-        return {"status": self.status, "seconds": round(self.seconds, 3), "loaded": self.loaded}
+        return {"status": self.status, "seconds": round(self.seconds, 3), "job_seconds": round(self.job_seconds, 3),
+                "loaded": self.loaded}
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -62,12 +64,14 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
 
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
+        submitted = time.monotonic()
         try:
             job_client = statements.execute().get_job_client()
         except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
             raise UserError(f"the job could not start: {_root_cause(e)}") from None
         status = _supervise(job_client, loader, stop, on_progress)
-        return RunResult(status, time.monotonic() - started, loader.stats.as_dict())
+        now = time.monotonic()
+        return RunResult(status, now - started, loader.stats.as_dict(), now - submitted)
     except KeyboardInterrupt:
         stop["requested"] = True
         return RunResult("CANCELED", time.monotonic() - started, loader.stats.as_dict())
@@ -124,6 +128,7 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress) -> str:
                     raise UserError(f"the job failed: {_root_cause(e)}") from None
                 status = "CANCELED"
     # The final checkpoint committed the sinks' transactions: land everything up to the end.
-    while loader.poll(timeout=0.2) or not loader.drained():
-        pass
+    ends = loader.end_offsets()
+    while not loader.drained(ends):
+        loader.poll(timeout=0.2)
     return status

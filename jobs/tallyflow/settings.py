@@ -12,6 +12,7 @@
 | TALLYFLOW_PARALLELISM | 1 | Flink parallelism |
 | TALLYFLOW_WINDOW | 1h | metering window size (a Flink interval: 30s, 5min, 1h, 1d) |
 | TALLYFLOW_OUT_OF_ORDERNESS | 5min | watermark delay (bounded out-of-orderness) |
+| TALLYFLOW_WATERMARK_EMIT | on-periodic | on-periodic (every 200 ms) or on-event (replays judge lateness alike) |
 | TALLYFLOW_IDLE_TIMEOUT | 30s | a partition silent this long stops holding back the watermark |
 | TALLYFLOW_ALLOWED_LATENESS | 1h | a late event whose window closed less than this ago adjusts it |
 | TALLYFLOW_DEDUP_HORIZON | 40d | (customer, event_id) pairs are remembered this long |
@@ -20,6 +21,7 @@
 | TALLYFLOW_MAX_QUANTITY | 1000000000000 | larger event values are rejected |
 | TALLYFLOW_MAX_RECORD_BYTES | 65536 | larger Kafka records are rejected |
 | TALLYFLOW_REQUIRE_KNOWN_CUSTOMER | false | reject events of customers without a subscription |
+| TALLYFLOW_FLINK_CONF | (none) | extra Flink options, `key=value;key=value` (applied last) |
 | TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
 | TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
 """
@@ -80,6 +82,17 @@ def _int(name: str, default: int) -> int:
         raise UserError(f"{name}: '{v}' is not an integer") from None
 
 
+def _pairs(name: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in os.environ.get(name, "").split(";"):
+        if item.strip():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"{name}: '{item}' is not key=value")
+            out.append((key.strip(), value.strip()))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -94,6 +107,7 @@ class Settings:
     out_of_orderness: timedelta
     idle_timeout: timedelta
     allowed_lateness: timedelta
+    watermark_emit: str
     dedup_horizon: timedelta
     checkpoint_interval: timedelta
     max_future: timedelta
@@ -101,6 +115,7 @@ class Settings:
     max_record_bytes: int
     require_known_customer: bool
     restart_attempts: int
+    flink_conf: tuple[tuple[str, str], ...] = ()
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
 
     @classmethod
@@ -122,6 +137,7 @@ class Settings:
             window=parse_duration(_env("TALLYFLOW_WINDOW", "1h"), "TALLYFLOW_WINDOW"),
             out_of_orderness=parse_duration(_env("TALLYFLOW_OUT_OF_ORDERNESS", "5min"), "TALLYFLOW_OUT_OF_ORDERNESS"),
             idle_timeout=parse_duration(_env("TALLYFLOW_IDLE_TIMEOUT", "30s"), "TALLYFLOW_IDLE_TIMEOUT"),
+            watermark_emit=_env("TALLYFLOW_WATERMARK_EMIT", "on-periodic"),
             allowed_lateness=parse_duration(_env("TALLYFLOW_ALLOWED_LATENESS", "1h"), "TALLYFLOW_ALLOWED_LATENESS"),
             dedup_horizon=parse_duration(_env("TALLYFLOW_DEDUP_HORIZON", "40d"), "TALLYFLOW_DEDUP_HORIZON"),
             checkpoint_interval=parse_duration(
@@ -132,10 +148,13 @@ class Settings:
             max_record_bytes=_int("TALLYFLOW_MAX_RECORD_BYTES", 65536),
             require_known_customer=_bool("TALLYFLOW_REQUIRE_KNOWN_CUSTOMER", False),
             restart_attempts=_int("TALLYFLOW_RESTART_ATTEMPTS", 3),
+            flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(
                 f"TALLYFLOW_TOPIC_PREFIX '{s.topic_prefix}' may only hold letters, digits, '.', '_' and '-'")
+        if s.watermark_emit not in ("on-periodic", "on-event"):
+            raise UserError(f"TALLYFLOW_WATERMARK_EMIT '{s.watermark_emit}' must be on-periodic or on-event")
         if s.dedup_horizon <= s.allowed_lateness + s.window:
             raise UserError("TALLYFLOW_DEDUP_HORIZON must be longer than TALLYFLOW_ALLOWED_LATENESS plus the window")
         if s.partitions < 1 or s.parallelism < 1:

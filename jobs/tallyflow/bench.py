@@ -1,0 +1,97 @@
+"""`tallyflow bench`: end-to-end throughput against a read-and-discard baseline, in one run.
+
+Both are measured the same way, from submitting the Flink job to its end: for the baseline, a
+job that reads the events topic and discards every record; for the pipeline, the metering job
+until ClickHouse holds every result (the loader drained). Fresh topics and a throwaway chdb store
+keep the bench away from real data; the broker is the configured one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from tallyflow import generator, job, producer, runner, topics
+from tallyflow.errors import UserError
+from tallyflow.settings import REPO_ROOT, Settings
+
+DEMO_CATALOG = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
+
+
+def _baseline(settings: Settings) -> float:
+    t_env = job.create_environment()
+    job.configure(t_env, settings, job.JobOptions(bounded=True, name="tallyflow-bench-baseline"))
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE bench_source (v BYTES) WITH (
+        'connector' = 'kafka', 'topic' = '{settings.topic(topics.EVENTS)}',
+        'properties.bootstrap.servers' = '{settings.bootstrap}',
+        'properties.group.id' = '{settings.topic_prefix}baseline',
+        'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+        'value.format' = 'raw')""")
+    t_env.execute_sql("CREATE TEMPORARY TABLE bench_discard (v BYTES) WITH ('connector' = 'blackhole')")
+    started = time.monotonic()
+    t_env.execute_sql("INSERT INTO bench_discard SELECT v FROM bench_source").wait()
+    return time.monotonic() - started
+
+
+def _java_version() -> str:
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=10).stderr
+        return out.splitlines()[0] if out else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def run(settings: Settings, events: int, customers: int, span: timedelta) -> dict:
+    if events < 1000:
+        raise UserError("--events must be at least 1000 for a meaningful figure")
+    store = Path(tempfile.mkdtemp(prefix="tallyflow-bench-", dir=settings.home if settings.home.exists() else None))
+    bench = replace(settings, topic_prefix=f"{settings.topic_prefix}bench{int(time.time())}.",
+                    clickhouse_url=f"chdb://{store}")
+    try:
+        topics.ensure_topics(bench)
+        started = time.monotonic()
+        report = producer.produce_records(bench, generator.generate(events, customers=customers, period="2026-10",
+                                                                    span=span, seed=int(time.time())))
+        publish_seconds = time.monotonic() - started
+        if report.sent != events:
+            raise UserError(f"publishing failed: {report.sent} of {events} events sent")
+        baseline = _baseline(bench)
+        result = runner.run(bench, DEMO_CATALOG, bounded=True)
+        if result.loaded["rows"].get("events", 0) != events:
+            raise UserError(f"the pipeline landed {result.loaded['rows'].get('events', 0)} of {events} events")
+        pipeline = result.job_seconds
+        return {
+            "events": events,
+            "customers": customers,
+            "event_time_span_hours": round(span.total_seconds() / 3600, 2),
+            "parallelism": settings.parallelism,
+            "partitions": settings.partitions,
+            "publish": {"seconds": round(publish_seconds, 2), "events_per_second": round(events / publish_seconds)},
+            "baseline": {"seconds": round(baseline, 2), "events_per_second": round(events / baseline)},
+            "pipeline": {"seconds": round(pipeline, 2), "events_per_second": round(events / pipeline),
+                         "rows_landed": result.loaded["rows"]},
+            "ratio": round(baseline / pipeline, 3),
+            "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "java": _java_version()},
+        }
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def render(r: dict) -> str:
+    return "\n".join([
+        f"{r['events']} events, {r['customers']} customers, {r['event_time_span_hours']} h of event time, "
+        f"parallelism {r['parallelism']}, {r['partitions']} partitions, {r['machine']['cores']} cores",
+        f"  publish   {r['publish']['seconds']:>8} s  {r['publish']['events_per_second']:>9} events/s",
+        f"  baseline  {r['baseline']['seconds']:>8} s  {r['baseline']['events_per_second']:>9} events/s"
+        "  (read and discard)",
+        f"  pipeline  {r['pipeline']['seconds']:>8} s  {r['pipeline']['events_per_second']:>9} events/s"
+        "  (read to last result in ClickHouse)",
+        f"  ratio     {r['ratio']:>8}    of the baseline",
+    ])
