@@ -41,7 +41,8 @@ public final class Classifier {
                 .process(new ClassifyEvents(horizonMs, allowedLatenessMs, windowMs, names.size()),
                         ExternalTypeInfo.of(outType))
                 .name("classify-events")
-                .uid("classify-events");
+                .uid("classify-events")
+                .disableChaining();
         return tEnv.fromDataStream(out, Schema.newBuilder()
                 .columnByMetadata("rowtime", "TIMESTAMP_LTZ(3)")
                 .watermark("rowtime", "SOURCE_WATERMARK()")
