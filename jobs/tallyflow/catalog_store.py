@@ -41,11 +41,14 @@ def _rows(catalog: Catalog) -> dict[str, list[tuple]]:
 
 def apply(client: Client, catalog: Catalog, source: str) -> bool:
     """Makes the catalog the one in force; returns False when this exact catalog was stored before."""
-    known = client.query("SELECT count() FROM catalog_applied WHERE catalog_digest = {d:String}",
-                         parameters={"d": catalog.digest}).result_rows[0][0]
-    if not known:
-        for table, rows in _rows(catalog).items():
-            if rows:
-                client.insert(table, rows)
+    # Each table is written once per digest; asking the table itself (not the log of applies)
+    # also completes an apply that was cut off half way without writing anything twice.
+    known = True
+    for table, rows in _rows(catalog).items():
+        stored = client.query(f"SELECT count() FROM {table} WHERE catalog_digest = {{d:String}}",
+                              parameters={"d": catalog.digest}).result_rows[0][0]
+        if rows and not stored:
+            client.insert(table, rows)
+            known = False
     client.insert("catalog_applied", [(catalog.digest, datetime.now(UTC), source)])
     return not known

@@ -113,8 +113,7 @@ def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse, invoice
 
-    client = clickhouse.connect(settings)
-    clickhouse.migrate(client)
+    client = clickhouse.ready(settings)
     if args.finalize:
         invoices = invoice.finalize(client, args.period, customer=args.customer)
     else:
@@ -157,8 +156,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse
 
-    client = clickhouse.connect(settings)
-    clickhouse.migrate(client)
+    client = clickhouse.ready(settings)
     columns, rows = clickhouse.run_sql(client, args.query)
     records = [dict(zip(columns, r, strict=True)) for r in rows]
     table = "\t".join(columns) + "\n" + "\n".join("\t".join(str(v) for v in r) for r in rows)

@@ -62,6 +62,13 @@ def connect(settings: Settings) -> Client:
     return client
 
 
+def ready(settings: Settings) -> Client:
+    """A client whose database has every table of sql/ddl/ (created or upgraded as needed)."""
+    client = connect(settings)
+    migrate(client)
+    return client
+
+
 def probe(settings: Settings) -> dict:
     try:
         version = connect(settings).server_version

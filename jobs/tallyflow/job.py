@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from pyflink.table import Schema, StatementSet, StreamTableEnvironment, TableEnvironment
+from pyflink.table import StatementSet, StreamTableEnvironment, TableEnvironment
 
 from tallyflow import topics
 from tallyflow.catalog import Catalog, Meter
@@ -167,16 +167,6 @@ def _meter_rows(meter: Meter, source: str = "on_time_events", extra: str = "") -
         qty, condition = f"vals['{meter.value}']", f" AND vals['{meter.value}'] IS NOT NULL"
     return (f"SELECT customer_id, '{meter.id}' AS meter_id, {_group_key(meter)} AS group_key, "
             f"{qty} AS qty, event_time{extra} FROM {source} WHERE event_type = '{meter.event_type}'{condition}")
-
-
-def _materialize(t_env: StreamTableEnvironment, name: str, table, *, proctime: bool = False) -> None:
-    """Registers `table` as view `name` backed by one DataStream node, keeping rowtime and watermarks."""
-    schema = (Schema.new_builder()
-              .column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
-              .watermark("rowtime", "SOURCE_WATERMARK()"))
-    if proctime:
-        schema = schema.column_by_expression("pt", "PROCTIME()")
-    t_env.create_temporary_view(name, t_env.from_data_stream(t_env.to_data_stream(table), schema.build()))
 
 
 def classify(t_env: StreamTableEnvironment, decoded, settings: Settings):

@@ -39,8 +39,7 @@ def _root_cause(exc: BaseException) -> str:
 def prepare(settings: Settings, catalog_path: str | Path):
     """Everything that can fail fast, before any JVM starts: catalog, ClickHouse, Kafka."""
     cat = catalog_mod.load(catalog_path)
-    client = clickhouse.connect(settings)
-    clickhouse.migrate(client)
+    client = clickhouse.ready(settings)
     if not topics.broker_answers(settings, timeout=5.0):
         raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
     topics.ensure_topics(settings)
@@ -82,8 +81,7 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
 
 def load_forever(settings: Settings, catalog_path: str | Path | None, on_progress=None) -> dict:
     """`tallyflow load`: land a job's output that runs elsewhere (a Flink cluster) until stopped."""
-    client = clickhouse.connect(settings)
-    clickhouse.migrate(client)
+    client = clickhouse.ready(settings)
     if catalog_path is not None:
         catalog_store.apply(client, catalog_mod.load(catalog_path), str(catalog_path))
     loader = Loader(settings, client)

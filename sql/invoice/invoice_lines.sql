@@ -16,7 +16,9 @@
 WITH
     {period_start:DateTime64(3, 'UTC')} AS ps,
     {period_end:DateTime64(3, 'UTC')} AS pe,
-    (SELECT if({digest:String} = '', argMax(catalog_digest, applied_at), {digest:String}) FROM catalog_applied) AS digest,
+    -- The choice stays outside the subquery: inside it, a constant condition lets ClickHouse fold
+    -- the aggregate away and return one row per applied catalog.
+    if({digest:String} = '', (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied), {digest:String}) AS digest,
     subs AS (
         SELECT s.customer_id AS customer_id, s.plan_id AS plan_id,
                greatest(s.start, ps) AS sub_start, least(ifNull(s.`end`, pe), pe) AS sub_end

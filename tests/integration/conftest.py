@@ -116,8 +116,7 @@ def clickhouse_client(tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     if not os.environ.get("TALLYFLOW_CLICKHOUSE_URL"):
         mp.setenv("TALLYFLOW_CLICKHOUSE_URL", f"chdb://{tmp_path_factory.mktemp('in-process-ch')}")
-    client = clickhouse.connect(Settings.from_env())
-    clickhouse.migrate(client)
+    client = clickhouse.ready(Settings.from_env())
     yield client
     mp.undo()
 

@@ -77,3 +77,20 @@ def test_an_open_period_cannot_be_finalized(client):
 
     with pytest.raises(UserError, match="has not ended"):
         invoice.finalize(client, "2026-11", now=datetime(2026, 11, 21, tzinfo=UTC))
+
+
+def test_a_new_catalog_is_not_mistaken_for_late_usage(client):
+    """Corrections recompute a finalized period with the catalog it was priced with."""
+    calls(client, 5, "2026-09-10", 0)
+    invoice.finalize(client, "2026-09")
+    repriced = catalog.parse({
+        "meters": [{"id": "calls", "event_type": "call", "aggregation": "count"}],
+        "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
+                   "base_fee": "10.00", "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "3"}]}],
+        "subscriptions": [{"customer": "c1", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
+    })
+    catalog_store.apply(client, repriced, "repriced")  # now two catalogs have been applied
+    calls(client, 2, "2026-10-03", 100)
+    (oct_,) = [i.as_dict() for i in invoice.compute(client, "2026-10")]
+    assert lines(oct_) == [("base_fee", None, None, "1", "10.00"), ("usage", "calls", None, "2", "6.00")]
+    assert oct_["total"] == "16.00"
