@@ -9,23 +9,24 @@ import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.api.Schema;
 import org.apache.flink.table.api.Table;
 import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
-import org.apache.flink.table.runtime.typeutils.ExternalTypeInfo;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
 import org.apache.flink.table.types.DataType;
-import org.apache.flink.types.Row;
+import org.apache.flink.table.types.logical.RowType;
 
 /**
  * Wires ClassifyEvents between two tables, called from the Python job builder through py4j:
- * Table -> DataStream (JVM only) -> keyed ClassifyEvents -> Table with rowtime, watermarks and
- * a processing-time attribute. One node that every sink shares, which a Flink SQL plan with
- * nondeterministic calls cannot guarantee.
+ * Table -> DataStream of internal RowData (JVM only, no conversion) -> keyed ClassifyEvents ->
+ * Table with rowtime, watermarks and a processing-time attribute. One node that every sink
+ * shares, which a Flink SQL plan with nondeterministic calls cannot guarantee.
  */
 public final class Classifier {
     private Classifier() {}
 
     public static Table classify(StreamTableEnvironment tEnv, Table decoded, long horizonMs,
                                  long allowedLatenessMs, long windowMs) {
-        DataStream<Row> in = tEnv.toDataStream(decoded);
-        DataType inType = ((ExternalTypeInfo<Row>) in.getType()).getDataType();
+        DataType inType = decoded.getResolvedSchema().toPhysicalRowDataType().bridgedTo(RowData.class);
+        DataStream<RowData> in = tEnv.toDataStream(decoded, inType);
         List<String> names = DataType.getFieldNames(inType);
         List<DataType> types = DataType.getFieldDataTypes(inType);
         List<DataTypes.Field> fields = new ArrayList<>();
@@ -35,11 +36,12 @@ public final class Classifier {
         fields.add(DataTypes.FIELD("kind", DataTypes.STRING().notNull()));
         fields.add(DataTypes.FIELD("window_start", DataTypes.TIMESTAMP_LTZ(3)));
         fields.add(DataTypes.FIELD("payload_hash", DataTypes.BIGINT().notNull()));
-        DataType outType = DataTypes.ROW(fields.toArray(new DataTypes.Field[0]));
-        DataStream<Row> out = in
-                .keyBy((KeySelector<Row, String>) ClassifyEvents::key, Types.STRING)
-                .process(new ClassifyEvents(horizonMs, allowedLatenessMs, windowMs, names.size()),
-                        ExternalTypeInfo.of(outType))
+        RowType outType = (RowType) DataTypes.ROW(fields.toArray(new DataTypes.Field[0])).getLogicalType();
+        ClassifyEvents.Fields positions = new ClassifyEvents.Fields(names);
+        DataStream<RowData> out = in
+                .keyBy((KeySelector<RowData, String>) positions::key, Types.STRING)
+                .process(new ClassifyEvents(horizonMs, allowedLatenessMs, windowMs, positions),
+                        InternalTypeInfo.of(outType))
                 .name("classify-events")
                 .uid("classify-events")
                 .disableChaining();

@@ -6,7 +6,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.time.Instant;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.flink.api.common.functions.OpenContext;
@@ -16,7 +16,13 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
-import org.apache.flink.types.Row;
+import org.apache.flink.table.data.ArrayData;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.MapData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.TimestampData;
+import org.apache.flink.table.data.utils.JoinedRowData;
 import org.apache.flink.util.Collector;
 
 /**
@@ -29,22 +35,61 @@ import org.apache.flink.util.Collector;
  * Lateness is judged against this operator's watermark, which no downstream operator can be
  * ahead of, so an on_time row is on time for the windows too. Counts go to Flink metrics
  * (group "tallyflow").
+ *
+ * <p>Works on Flink's internal RowData on both sides, so no event is converted to and from
+ * external Row objects (two maps per event) on its way through.
  */
-public class ClassifyEvents extends KeyedProcessFunction<String, Row, Row> {
+public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowData> {
+    private static final StringData[] KINDS = {
+        StringData.fromString("reject"), StringData.fromString("on_time"), StringData.fromString("adjust"),
+        StringData.fromString("too_late"), StringData.fromString("duplicate"), StringData.fromString("conflict")};
     private final long horizonMs;
     private final long allowedLatenessMs;
     private final long windowMs;
-    private final int width;
+    private final Fields f;
+
+    /** Positions of the input columns this operator reads. */
+    public static final class Fields implements java.io.Serializable {
+        final int error, customer, eventId, eventType, eventTime, vals, dims, partition, offset;
+
+        public Fields(List<String> names) {
+            error = at(names, "error");
+            customer = at(names, "customer_id");
+            eventId = at(names, "event_id");
+            eventType = at(names, "event_type");
+            eventTime = at(names, "event_time");
+            vals = at(names, "vals");
+            dims = at(names, "dims");
+            partition = at(names, "kafka_partition");
+            offset = at(names, "kafka_offset");
+        }
+
+        private static int at(List<String> names, String name) {
+            int i = names.indexOf(name);
+            if (i < 0) {
+                throw new IllegalArgumentException("classifier input lacks column " + name);
+            }
+            return i;
+        }
+
+        /** The key: customer_id and event_id, or the record's Kafka coordinates for a reject. */
+        public String key(RowData r) {
+            if (!r.isNullAt(error)) {
+                return "\u0000reject|" + r.getInt(partition) + "|" + r.getLong(offset);
+            }
+            return r.getString(customer) + "\u0000" + r.getString(eventId);
+        }
+    }
 
     private transient ValueState<Long> firstHash;
     private transient MessageDigest sha;
     private transient Map<String, Counter> counters;
 
-    public ClassifyEvents(long horizonMs, long allowedLatenessMs, long windowMs, int inputWidth) {
+    public ClassifyEvents(long horizonMs, long allowedLatenessMs, long windowMs, Fields fields) {
         this.horizonMs = horizonMs;
         this.allowedLatenessMs = allowedLatenessMs;
         this.windowMs = windowMs;
-        this.width = inputWidth;
+        this.f = fields;
     }
 
     @Override
@@ -64,20 +109,12 @@ public class ClassifyEvents extends KeyedProcessFunction<String, Row, Row> {
         }
     }
 
-    /** The key: customer_id and event_id, or the record's Kafka coordinates for a reject. */
-    public static String key(Row r) {
-        if (r.getField("error") != null) {
-            return "\u0000reject|" + r.getField("kafka_partition") + "|" + r.getField("kafka_offset");
-        }
-        return r.getField("customer_id") + "\u0000" + r.getField("event_id");
-    }
-
     @Override
-    public void processElement(Row in, Context ctx, Collector<Row> out) throws Exception {
+    public void processElement(RowData in, Context ctx, Collector<RowData> out) throws Exception {
         counters.get("events_in").inc();
-        if (in.getField("error") != null) {
+        if (!in.isNullAt(f.error)) {
             counters.get("rejected").inc();
-            out.collect(extend(in, "reject", null, 0L));
+            out.collect(extend(in, 0, null, 0L));
             return;
         }
         long hash = payloadHash(in);
@@ -85,54 +122,60 @@ public class ClassifyEvents extends KeyedProcessFunction<String, Row, Row> {
         if (first != null) {
             boolean conflict = first != hash;
             counters.get(conflict ? "conflicts" : "duplicates").inc();
-            out.collect(extend(in, conflict ? "conflict" : "duplicate", null, hash));
+            out.collect(extend(in, conflict ? 5 : 4, null, hash));
             return;
         }
         firstHash.update(hash);
         counters.get("accepted").inc();
-        long ts = ((Instant) in.getField("event_time")).toEpochMilli();
+        long ts = in.getTimestamp(f.eventTime, 3).getMillisecond();
         long windowStart = ts - Math.floorMod(ts, windowMs);
         long watermark = ctx.timerService().currentWatermark();
-        String kind;
+        int kind;
         if (ts > watermark) {
-            kind = "on_time";
+            kind = 1;
         } else if (windowStart + windowMs - 1 + allowedLatenessMs > watermark) {
-            kind = "adjust";
+            kind = 2;
             counters.get("late_within_lateness").inc();
         } else {
-            kind = "too_late";
+            kind = 3;
             counters.get("too_late").inc();
         }
-        out.collect(extend(in, kind, Instant.ofEpochMilli(windowStart), hash));
+        out.collect(extend(in, kind, TimestampData.fromEpochMillis(windowStart), hash));
     }
 
-    private Row extend(Row in, String kind, Instant windowStart, long hash) {
-        Row out = new Row(in.getKind(), width + 3);
-        for (int i = 0; i < width; i++) {
-            out.setField(i, in.getField(i));
-        }
-        out.setField(width, kind);
-        out.setField(width + 1, windowStart);
-        out.setField(width + 2, hash);
-        return out;
+    private static RowData extend(RowData in, int kind, TimestampData windowStart, long hash) {
+        return new JoinedRowData(in.getRowKind(), in, GenericRowData.of(KINDS[kind], windowStart, hash));
     }
 
     /** SHA-256 (first 8 bytes) of the event's billable content: type, time, values, dimensions. */
-    private long payloadHash(Row r) {
+    private long payloadHash(RowData r) {
         StringBuilder sb = new StringBuilder();
-        sb.append(r.getField("event_type")).append('\u0001').append(((Instant) r.getField("event_time")).toEpochMilli());
-        @SuppressWarnings("unchecked")
-        Map<String, BigDecimal> vals = (Map<String, BigDecimal>) r.getField("vals");
-        for (Map.Entry<String, BigDecimal> e : new TreeMap<>(vals).entrySet()) {
-            sb.append('\u0001').append(e.getKey()).append('=').append(e.getValue().stripTrailingZeros().toPlainString());
+        sb.append(r.getString(f.eventType)).append('\u0001').append(r.getTimestamp(f.eventTime, 3).getMillisecond());
+        MapData vals = r.getMap(f.vals);
+        TreeMap<String, String> sorted = new TreeMap<>();
+        ArrayData keys = vals.keyArray();
+        ArrayData values = vals.valueArray();
+        for (int i = 0; i < vals.size(); i++) {
+            BigDecimal v = values.getDecimal(i, 38, 12).toBigDecimal();
+            sorted.put(keys.getString(i).toString(), v.stripTrailingZeros().toPlainString());
         }
+        append(sb, sorted);
         sb.append('\u0002');
-        @SuppressWarnings("unchecked")
-        Map<String, String> dims = (Map<String, String>) r.getField("dims");
-        for (Map.Entry<String, String> e : new TreeMap<>(dims).entrySet()) {
-            sb.append('\u0001').append(e.getKey()).append('=').append(e.getValue());
+        MapData dims = r.getMap(f.dims);
+        sorted.clear();
+        keys = dims.keyArray();
+        values = dims.valueArray();
+        for (int i = 0; i < dims.size(); i++) {
+            sorted.put(keys.getString(i).toString(), values.getString(i).toString());
         }
+        append(sb, sorted);
         sha.reset();
         return ByteBuffer.wrap(sha.digest(sb.toString().getBytes(StandardCharsets.UTF_8))).getLong();
+    }
+
+    private static void append(StringBuilder sb, Map<String, String> sorted) {
+        for (Map.Entry<String, String> e : sorted.entrySet()) {
+            sb.append('\u0001').append(e.getKey()).append('=').append(e.getValue());
+        }
     }
 }
