@@ -490,6 +490,9 @@ def _grants(p: _Problems, raw: Any) -> tuple[Grant, ...]:
         expires = None if g.get("expires_at") is None else _time(p, where, "expires_at", g.get("expires_at"))
         if expires is not None and expires <= effective:
             p.add(where, "expires_at must be after effective_at")
+        if effective.microsecond or (expires is not None and expires.microsecond):
+            # Usage is drawn down per event-time second (as Stripe's grants use Unix seconds).
+            p.add(where, "effective_at and expires_at must be whole seconds")
         out.append(Grant(_str(p, where, "customer", g.get("customer")), _str(p, where, "grant_id", g.get("grant_id")),
                          _decimal(p, where, "credits", g.get("credits"), positive=True), priority, effective, expires))
     return tuple(out)

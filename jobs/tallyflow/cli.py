@@ -153,6 +153,43 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_grant(args: argparse.Namespace, settings: Settings) -> int:
+    from decimal import InvalidOperation
+
+    from tallyflow import credits
+
+    try:
+        amount = Decimal(args.credits)
+    except InvalidOperation:
+        raise UserError(f"--credits '{args.credits}' is not a decimal") from None
+    effective = credits.parse_time(args.effective_at, "--effective-at") if args.effective_at else None
+    if effective is None:
+        import time
+
+        effective = time.time_ns() // 1_000_000_000 * 1000  # now, whole seconds
+    expires = credits.parse_time(args.expires_at, "--expires-at") if args.expires_at else None
+    grant_id = args.grant_id or f"topup-{effective}"
+    g = credits.GrantRecord(args.customer, grant_id, amount, args.priority, effective, expires)
+    credits.publish_grant(settings, g)
+    emit({"published": True, "customer": g.customer, "grant_id": g.grant_id, "credits": str(g.credits),
+          "priority": g.priority, "effective_at": g.effective_at, "expires_at": g.expires_at}, args.format,
+         f"published grant {g.grant_id} of {g.credits} credits to {g.customer}")
+    return 0
+
+
+def _cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import balance, clickhouse, credits
+
+    at = None
+    if args.at:
+        from datetime import UTC, datetime
+
+        at = datetime.fromtimestamp(credits.parse_time(args.at, "--at") // 1000, UTC)
+    result = balance.report(clickhouse.ready(settings), args.customer, at)
+    emit(result, args.format, balance.render(result))
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse
 
@@ -224,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--span", default="1d", help="event time the events spread over (default 1d)")
     _format_arg(p)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("grant", help="publish a prepaid credit grant (top-up) to the grants topic")
+    p.add_argument("--customer", required=True, help="customer id")
+    p.add_argument("--credits", required=True, help="credits granted (a positive decimal)")
+    p.add_argument("--grant-id", help="unique per customer; a resend with the same id is ignored "
+                                      "(default: topup-<effective time>)")
+    p.add_argument("--priority", type=int, default=0, help="lower is consumed first (default 0)")
+    p.add_argument("--effective-at", help="ISO 8601 time, whole seconds (default: now)")
+    p.add_argument("--expires-at", help="ISO 8601 time, whole seconds (default: never)")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_grant)
+
+    p = sub.add_parser("balance", help="a customer's credit grants: granted, consumed, remaining, expiry")
+    p.add_argument("--customer", required=True, help="customer id")
+    p.add_argument("--at", help="as of this ISO 8601 time (default: now)")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_balance)
 
     p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
     p.add_argument("query", help="a SELECT statement, e.g. \"SELECT count() FROM events FINAL\"")

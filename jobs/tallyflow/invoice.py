@@ -44,7 +44,7 @@ def _iso(t: datetime) -> str:
 
 @dataclass
 class Line:
-    type: str  # base_fee | usage | minimum_commitment | correction
+    type: str  # base_fee | usage | credits | minimum_commitment | correction
     meter: str
     filter: str
     model: str
@@ -81,13 +81,16 @@ class Line:
         if self.type == "correction":
             d["corrects"] = {"period": self.corrects_period, "type": self.corrects_type}
         if self.breakdown:
-            kind = {"staircase": "step", "package": "packages"}.get(self.model, "tier")
+            kind = {"staircase": "step", "package": "packages", "credits": "credits"}.get(self.model, "tier")
             d["breakdown"] = [_breakdown_row(kind, *row) for row in self.breakdown]
         return d
 
 
 def _breakdown_row(kind: str, index: int, units: Decimal, unit_price: Decimal, flat_fee: Decimal,
                    amount: Decimal) -> dict:
+    if kind == "credits":  # covered by grants (free here) or uncovered (overage, or not billed on pause)
+        return {"part": "covered" if index == 1 else "uncovered", "units": _qty(units), "credits": _qty(unit_price),
+                "price_per_credit": _qty(flat_fee), "amount": _qty(amount)}
     if kind == "packages":
         return {"packages": _qty(units), "package_price": _qty(unit_price), "amount": _qty(amount)}
     if kind == "step":

@@ -12,6 +12,9 @@ Every per-event step runs in Flink's JVM operators (DESIGN.md, performance facts
          adjust (window closed less than the allowed lateness ago) -> adjustments topic
          too_late -> late topic
       windows and adjustments -> rate-windows (keyed Python, per window) -> rated topic
+      accepted credit-priced usage -> credit-batches (JVM micro-batches per customer, meter, second)
+         + grants topic -> credit-drawdown (keyed Python, per customer) -> credit-ledger topic
+         (exactly-once) and credit-signals topic (at-least-once: balance, alert, exhausted, restored)
 All sinks are transactional Kafka sinks (exactly-once, committed on checkpoint); the loader
 (loader.py) lands them in ClickHouse idempotently.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 
 from pyflink.table import StatementSet, StreamTableEnvironment, TableEnvironment
@@ -102,16 +106,19 @@ def _kafka_common(settings: Settings, topic: str) -> str:
     return f"'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{settings.bootstrap}'"
 
 
-def _json_sink(settings: Settings, table: str, topic_name: str, columns: str) -> str:
+def _json_sink(settings: Settings, table: str, topic_name: str, columns: str,
+               guarantee: str = "exactly-once") -> str:
     topic = settings.topic(topic_name)
+    transactional = (f"""'sink.transactional-id-prefix' = '{settings.topic_prefix}{topic_name}-sink',
+        'properties.transaction.timeout.ms' = '900000'""" if guarantee == "exactly-once" else
+                     "'properties.linger.ms' = '0'")
     return f"""CREATE TEMPORARY TABLE {table} ({columns}) WITH (
         {_kafka_common(settings, topic)},
         'format' = 'json',
         'json.encode.decimal-as-plain-number' = 'true',
         'json.timestamp-format.standard' = 'ISO-8601',
-        'sink.delivery-guarantee' = 'exactly-once',
-        'sink.transactional-id-prefix' = '{settings.topic_prefix}{topic_name}-sink',
-        'properties.transaction.timeout.ms' = '900000'
+        'sink.delivery-guarantee' = '{guarantee}',
+        {transactional}
     )"""
 
 
@@ -237,7 +244,104 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
         ] FROM classified WHERE kind = 'reject'""")
     if catalog.meters:
         _windows(t_env, settings, catalog, stmts)
+    if credit_meters(catalog):
+        _credits(t_env, settings, catalog, options, stmts)
     return stmts
+
+
+def credit_meters(catalog: Catalog) -> list[Meter]:
+    ids = {m for p in catalog.plans if p.credits for m, _ in p.credits.rates}
+    return [m for m in catalog.meters if m.id in ids]
+
+
+def _credits(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, options: JobOptions,
+             stmts: StatementSet) -> None:
+    """Real-time drawdown: credit-priced usage of every accepted event (lateness does not matter:
+    credits follow event time) -> JVM micro-batches per customer, meter and second -> with the
+    grants topic, the keyed Python drawdown (credits.py) -> ledger (exactly-once) and signals
+    (at-least-once, so a product sees them without waiting for a checkpoint)."""
+    from pyflink.common import Types
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import Table
+
+    from tallyflow import credits
+
+    plans = {p.id for p in catalog.plans if p.credits}
+    customers = sorted({s.customer for s in catalog.subscriptions if s.plan in plans})
+    if not customers:
+        return
+    t_env.execute_sql("""CREATE TEMPORARY VIEW accepted_events AS
+        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims
+        FROM classified WHERE kind IN ('on_time', 'adjust', 'too_late')""")
+    in_list = ", ".join(f"'{c}'" for c in customers)
+    usage = t_env.sql_query(
+        "SELECT customer_id, meter_id, qty, CAST(event_time AS TIMESTAMP_LTZ(3)) AS event_time FROM ("
+        + " UNION ALL ".join(_meter_rows(m, "accepted_events") for m in credit_meters(catalog))
+        + f") WHERE customer_id IN ({in_list})")
+    flush_ms = int(settings.credit_flush / timedelta(milliseconds=1))
+    batches = Table(get_gateway().jvm.io.tallyflow.udf.CreditBatcher.batch(t_env._j_tenv, usage._j_table, flush_ms),
+                    t_env)
+    t_env.create_temporary_view("credit_batches", batches)
+    bounded = ", 'scan.bounded.mode' = 'latest-offset'" if options.bounded else ""
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE raw_grants (
+        k BYTES, v BYTES,
+        kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+        kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
+    ) WITH (
+        {_kafka_common(settings, settings.topic(topics.GRANTS))},
+        'properties.group.id' = '{settings.topic_prefix}{JOB_GROUP}',
+        'properties.isolation.level' = 'read_committed',
+        'properties.auto.offset.reset' = 'earliest',
+        'scan.startup.mode' = 'group-offsets',
+        'key.format' = 'raw', 'key.fields' = 'k',
+        'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY'{bounded}
+    )""")
+    inputs = t_env.to_data_stream(t_env.sql_query("""
+        SELECT record, customer_id, meter_id, event_second, quantity, event_count, first_event_time,
+               last_event_time, CAST(NULL AS BYTES) AS payload, CAST(NULL AS INT) AS source_partition,
+               CAST(NULL AS BIGINT) AS source_offset
+        FROM credit_batches
+        UNION ALL
+        SELECT 'grant', COALESCE(DECODE(k, 'UTF-8'), ''), CAST(NULL AS STRING), CAST(0 AS BIGINT),
+               CAST(NULL AS STRING), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), v,
+               kafka_partition, kafka_offset
+        FROM raw_grants"""))
+    out = (inputs
+           .key_by(lambda r: r.customer_id or "", key_type=Types.STRING())
+           .process(credits.drawdown_function(catalog), output_type=credits.output_type())
+           .name("credit-drawdown").uid("credit-drawdown"))
+    t_env.create_temporary_view("credit_out", t_env.from_data_stream(out))
+    ts = "TO_TIMESTAMP_LTZ({0}, 3)"
+    dec = "CAST({0} AS DECIMAL(38, 12))"
+    t_env.execute_sql(_json_sink(settings, "ledger_sink", topics.LEDGER, """customer_id STRING, seq BIGINT,
+        kind STRING, grant_id STRING, meter_id STRING, event_time TIMESTAMP_LTZ(3), quantity DECIMAL(38, 12),
+        credits DECIMAL(38, 12), priority INT, effective_at TIMESTAMP_LTZ(3), expires_at TIMESTAMP_LTZ(3),
+        plan_id STRING, version INT, first_event_time TIMESTAMP_LTZ(3), last_event_time TIMESTAMP_LTZ(3),
+        emitted_at TIMESTAMP_LTZ(3)"""))
+    stmts.add_insert_sql(f"""INSERT INTO ledger_sink
+        SELECT customer_id, seq, kind, grant_id, meter_id, {ts.format('event_time')}, {dec.format('quantity')},
+               {dec.format('credits')}, priority, {ts.format('effective_at')}, {ts.format('expires_at')}, plan_id,
+               version, {ts.format('first_event_time')}, {ts.format('last_event_time')}, {ts.format('emitted_at')}
+        FROM credit_out WHERE `stream` = 'ledger'""")
+    # Signals do not wait for a checkpoint: at-least-once, each with its customer's seq.
+    t_env.execute_sql(_json_sink(settings, "signals_sink", topics.SIGNALS, """customer_id STRING, seq BIGINT,
+        kind STRING, event_time TIMESTAMP_LTZ(3), balance DECIMAL(38, 12), granted DECIMAL(38, 12),
+        consumed DECIMAL(38, 12), threshold DECIMAL(38, 12), grant_id STRING, reason STRING, plan_id STRING,
+        first_event_time TIMESTAMP_LTZ(3), last_event_time TIMESTAMP_LTZ(3), emitted_at TIMESTAMP_LTZ(3)""",
+        guarantee="at-least-once"))
+    stmts.add_insert_sql(f"""INSERT INTO signals_sink
+        SELECT customer_id, seq, kind, {ts.format('event_time')}, {dec.format('balance')}, {dec.format('granted')},
+               {dec.format('consumed')}, {dec.format('threshold')}, grant_id, reason, plan_id,
+               {ts.format('first_event_time')}, {ts.format('last_event_time')}, {ts.format('emitted_at')}
+        FROM credit_out WHERE `stream` = 'signal'""")
+    grants_topic = settings.topic(topics.GRANTS)
+    stmts.add_insert_sql(f"""INSERT INTO dlq_sink
+        SELECT ENCODE(customer_id, 'UTF-8'), payload, MAP[
+            'tallyflow.reason', ENCODE(reason, 'UTF-8'),
+            'tallyflow.source.topic', ENCODE('{grants_topic}', 'UTF-8'),
+            'tallyflow.source.partition', ENCODE(CAST(source_partition AS STRING), 'UTF-8'),
+            'tallyflow.source.offset', ENCODE(CAST(source_offset AS STRING), 'UTF-8')
+        ] FROM credit_out WHERE `stream` = 'dlq'""")
 
 
 def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, stmts: StatementSet) -> None:

@@ -32,7 +32,7 @@ from tallyflow.settings import Settings
 
 JSON_TABLES = {topics.ACCEPTED: "events", topics.USAGE: "usage_windows", topics.LATE: "late_events",
                topics.RATED: "rated_records", topics.ADJUSTMENTS: "usage_adjustments",
-               topics.DUPLICATES: "duplicates"}
+               topics.DUPLICATES: "duplicates", topics.LEDGER: "credit_ledger", topics.SIGNALS: "credit_signals"}
 REJECTS_COLUMNS = ["reason", "raw_key", "raw_value", "source_topic", "source_partition", "source_offset",
                    "kafka_time", "dlq_partition", "dlq_offset"]
 INSERT_SETTINGS = {

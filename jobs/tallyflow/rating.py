@@ -29,7 +29,7 @@ FIELDS = ["customer_id", "period", "plan_id", "version", "segment_start", "meter
           "window_start", "window_end", "quantity", "position", "amount", "provisional", "currency"]
 
 
-def _iso(t: datetime) -> str:
+def iso_utc(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -42,7 +42,7 @@ class Rater:
         for s in catalog.subscriptions:
             self.subs.setdefault(s.customer, []).append(s)
 
-    def _plan_at(self, customer: str, t: datetime) -> tuple[Plan, datetime] | None:
+    def plan_at(self, customer: str, t: datetime) -> tuple[Plan, datetime] | None:
         for sub in self.subs.get(customer, []):
             if sub.start <= t < (sub.end or datetime.max.replace(tzinfo=UTC)):
                 start, end = month_bounds(t.strftime("%Y-%m"))
@@ -55,7 +55,7 @@ class Rater:
              window_end: datetime, quantity: Decimal, max_quantity: Decimal) -> list[list]:
         """Rated records for one window; updates `positions` (charge key -> period-to-date)."""
         meter = self.catalog.meters_by_id.get(meter_id)
-        found = self._plan_at(customer, window_start)
+        found = self.plan_at(customer, window_start)
         if meter is None or meter.aggregation not in RATED_AGGREGATIONS or found is None:
             return []
         plan, segment_start = found
@@ -64,16 +64,17 @@ class Rater:
         for i, charge in enumerate(plan.charges):
             if charge.meter != meter_id or any(group.get(k) != v for k, v in charge.filter):
                 continue
-            key = f"{plan.version}|{_iso(segment_start)}|{i}"
+            key = f"{plan.version}|{iso_utc(segment_start)}|{i}"
             before = Decimal(positions[key]) if key in positions else None
             base = before or Decimal(0)
             after = max(base, max_quantity) if meter.aggregation == "max" else base + quantity
             positions[key] = str(after)
             amount = self._price(charge, after) - (self._price(charge, before) if before is not None else 0)
-            out.append([customer, window_start.strftime("%Y-%m"), plan.id, plan.version, _iso(segment_start), meter_id,
-                        ",".join(f"{k}={v}" for k, v in charge.filter), charge.model, _iso(window_start),
-                        _iso(window_end), _plain(quantity if meter.aggregation != "max" else max_quantity),
-                        _plain(after), _plain(amount), charge.model in RATED_MODELS_PROVISIONAL, plan.currency])
+            out.append([customer, window_start.strftime("%Y-%m"), plan.id, plan.version, iso_utc(segment_start),
+                        meter_id,
+                        ",".join(f"{k}={v}" for k, v in charge.filter), charge.model, iso_utc(window_start),
+                        iso_utc(window_end), plain(quantity if meter.aggregation != "max" else max_quantity),
+                        plain(after), plain(amount), charge.model in RATED_MODELS_PROVISIONAL, plan.currency])
         return out
 
     @staticmethod
@@ -81,7 +82,7 @@ class Rater:
         return pricing.price(charge, position).amount_exact
 
 
-def _plain(d: Decimal) -> str:
+def plain(d: Decimal) -> str:
     text = format(Decimal(d).normalize(), "f")
     return "0" if text == "-0" else text
 

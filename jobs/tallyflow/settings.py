@@ -23,6 +23,7 @@
 | TALLYFLOW_REQUIRE_KNOWN_CUSTOMER | false | reject events of customers without a subscription |
 | TALLYFLOW_FLINK_CONF | (none) | extra Flink options, `key=value;key=value` (applied last) |
 | TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
+| TALLYFLOW_CREDIT_FLUSH | 200ms | credit usage is drawn down in micro-batches this long (per customer) |
 | TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
 """
 
@@ -115,6 +116,7 @@ class Settings:
     max_record_bytes: int
     require_known_customer: bool
     restart_attempts: int
+    credit_flush: timedelta = timedelta(milliseconds=200)
     flink_conf: tuple[tuple[str, str], ...] = ()
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
 
@@ -148,6 +150,7 @@ class Settings:
             max_record_bytes=_int("TALLYFLOW_MAX_RECORD_BYTES", 65536),
             require_known_customer=_bool("TALLYFLOW_REQUIRE_KNOWN_CUSTOMER", False),
             restart_attempts=_int("TALLYFLOW_RESTART_ATTEMPTS", 3),
+            credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "200ms"), "TALLYFLOW_CREDIT_FLUSH"),
             flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):

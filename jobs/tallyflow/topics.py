@@ -18,9 +18,12 @@ DLQ = "dlq"  # rejected records: original key and bytes, reason in headers
 RATED = "rated"  # what each window adds to its customer's period, priced (JSON rows)
 ADJUSTMENTS = "adjustments"  # deltas of windows from events within the allowed lateness (JSON rows)
 DUPLICATES = "duplicates"  # resent events: duplicates and conflicts (same id, other payload) (JSON rows)
+GRANTS = "grants"  # CreditGrant top-ups, Confluent-framed Avro, keyed by customer (`tallyflow grant`)
+LEDGER = "credit-ledger"  # credit movements: grants, draws, uncovered usage (JSON rows, exactly-once)
+SIGNALS = "credit-signals"  # balance, alert, exhausted, restored (JSON rows, at-least-once: low latency)
 
-ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES)
-JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES)
+ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES, GRANTS, LEDGER, SIGNALS)
+JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES, LEDGER, SIGNALS)
 
 
 def quiet_logger() -> logging.Logger:

@@ -170,9 +170,58 @@ WITH
         FROM plans
         WHERE base_fee > 0
     ),
+    credit_terms AS (
+        SELECT pl.customer_id AS customer_id, pl.plan_id AS plan_id, pl.version AS version, pl.currency AS currency,
+               pl.minor_units AS minor_units, pl.seg_start AS seg_start, pl.seg_end AS seg_end,
+               r.meter_id AS meter_id, p.on_exhausted AS on_exhausted,
+               -- What one uncovered credit costs: the credit price times the overage multiplier (pause: 0).
+               if(p.on_exhausted = 'overage',
+                  toDecimal256(assumeNotNull(p.credit_price), 12) * toDecimal256(p.overage_multiplier, 12),
+                  toDecimal256(0, 24)) AS overage_price
+        FROM plans AS pl
+        INNER JOIN catalog_plans AS p
+            ON p.plan_id = pl.plan_id AND p.version = pl.version AND p.catalog_digest = digest
+        INNER JOIN catalog_credit_rates AS r
+            ON r.plan_id = pl.plan_id AND r.version = pl.version AND r.catalog_digest = digest
+    ),
+    credit_lines AS (
+        -- Credit-priced meters read the job's ledger, so the invoice and the real-time balance
+        -- never disagree: covered usage (draws) costs nothing here, usage no grant covered is
+        -- overage at credit_price x overage_multiplier per credit (on_exhausted: overage) or
+        -- not billed (pause). Breakdown: (1 covered | 2 uncovered, units, credits, price per credit, amount).
+        SELECT ct.customer_id AS customer_id, ct.plan_id AS plan_id, ct.version AS version, ct.currency AS currency,
+               ct.minor_units AS minor_units, ct.seg_start AS seg_start, ct.seg_end AS seg_end,
+               'credits' AS line_type, 500 AS line_order, ct.meter_id AS meter_id, '' AS filter_text,
+               'credits' AS model,
+               -- The time condition lives in the aggregates: unmatched rows of a LEFT JOIN carry defaults.
+               sumIf(toDecimal256(l.quantity, 24),
+                     (l.event_time >= ct.seg_start AND l.event_time < ct.seg_end) AS in_seg) AS quantity,
+               sumIf(toDecimal256(l.quantity, 24), in_seg AND l.kind = 'uncovered') AS billable,
+               sumIf(toDecimal256(l.credits, 24), in_seg AND l.kind = 'draw') AS covered_credits,
+               sumIf(toDecimal256(l.credits, 24), in_seg AND l.kind = 'uncovered') AS uncovered_credits,
+               toDecimal256(uncovered_credits * any(ct.overage_price), 24) AS amount_exact,
+               [(toUInt32(1), toDecimal256(quantity - billable, 24), covered_credits, toDecimal256(0, 24),
+                 toDecimal256(0, 24)),
+                (toUInt32(2), billable, uncovered_credits, toDecimal256(any(ct.overage_price), 24), amount_exact)]
+                   AS breakdown
+        FROM credit_terms AS ct
+        LEFT JOIN (
+            SELECT customer_id, meter_id, event_time, kind, quantity, credits FROM credit_ledger FINAL
+            WHERE kind IN ('draw', 'uncovered') AND event_time >= ps AND event_time < pe
+        ) AS l ON l.customer_id = ct.customer_id AND l.meter_id = ct.meter_id
+        GROUP BY ct.customer_id, ct.plan_id, ct.version, ct.currency, ct.minor_units, ct.seg_start, ct.seg_end,
+                 ct.meter_id
+    ),
     priced AS (
         SELECT *, if(minor_units = 0, round(amount_exact, 0), round(amount_exact, 2)) AS amount
-        FROM (SELECT * FROM charge_lines UNION ALL SELECT * FROM base_lines)
+        FROM (
+            SELECT * FROM charge_lines
+            UNION ALL SELECT * FROM base_lines
+            UNION ALL
+            SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
+                   meter_id, filter_text, model, quantity, billable, amount_exact, breakdown
+            FROM credit_lines
+        )
     ),
     minimum_lines AS (
         SELECT pl.customer_id AS customer_id, pl.plan_id AS plan_id, pl.version AS version, pl.currency AS currency,

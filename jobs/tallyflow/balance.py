@@ -1,0 +1,57 @@
+"""`tallyflow balance`: a customer's credit grants from ClickHouse (catalog grants, top-ups and
+the ledger's draws), per grant and in total, as of a time (default: now)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from clickhouse_connect.driver.client import Client
+
+from tallyflow import clickhouse
+from tallyflow.rating import iso_utc, plain
+
+ZERO = Decimal(0)
+
+
+def report(client: Client, customer: str, at: datetime | None = None) -> dict:
+    at = at or datetime.now(UTC)
+    grants = clickhouse.query(client, "credits/balance", {"customer": customer, "at": at.replace(tzinfo=None)})
+    uncovered = clickhouse.query(client, "credits/uncovered", {"customer": customer})
+    active = [g for g in grants if g["status"] == "active"]
+    return {
+        "customer": customer,
+        "at": iso_utc(at),
+        "grants": [{
+            "grant_id": g["grant_id"], "source": g["source"], "priority": g["priority"],
+            "effective_at": iso_utc(g["effective_at"]),
+            "expires_at": iso_utc(g["expires_at"]) if g["expires_at"] is not None else None,
+            "status": g["status"], "granted": plain(g["granted"]), "consumed": plain(g["consumed"]),
+            "remaining": plain(g["remaining"]),
+        } for g in grants],
+        "total": {
+            "granted": plain(sum((g["granted"] for g in grants), ZERO)),
+            "consumed": plain(sum((g["consumed"] for g in grants), ZERO)),
+            # What can still be drawn at `at`: remaining credits of active grants.
+            "remaining": plain(sum((g["remaining"] for g in active), ZERO)),
+            "expired_unused": plain(sum((g["remaining"] for g in grants if g["status"] == "expired"), ZERO)),
+            "scheduled": plain(sum((g["remaining"] for g in grants if g["status"] == "scheduled"), ZERO)),
+            "uncovered_credits": plain(sum((u["credits"] for u in uncovered), ZERO)),
+        },
+        "uncovered": [{"meter": u["meter_id"], "quantity": plain(u["quantity"]), "credits": plain(u["credits"])}
+                      for u in uncovered],
+    }
+
+
+def render(r: dict) -> str:
+    lines = [f"{r['customer']} as of {r['at']}"]
+    lines.append(f"  {'grant':<20} {'source':<8} {'prio':>4} {'status':<9} {'granted':>16} {'consumed':>16} "
+                 f"{'remaining':>16}  expires")
+    for g in r["grants"]:
+        lines.append(f"  {g['grant_id']:<20} {g['source']:<8} {g['priority']:>4} {g['status']:<9} {g['granted']:>16} "
+                     f"{g['consumed']:>16} {g['remaining']:>16}  {g['expires_at'] or 'never'}")
+    t = r["total"]
+    lines.append(f"  total: granted {t['granted']}, consumed {t['consumed']}, remaining {t['remaining']} "
+                 f"(expired unused {t['expired_unused']}, scheduled {t['scheduled']}, "
+                 f"uncovered usage {t['uncovered_credits']} credits)")
+    return "\n".join(lines)
