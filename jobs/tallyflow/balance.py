@@ -9,6 +9,7 @@ from decimal import Decimal
 from clickhouse_connect.driver.client import Client
 
 from tallyflow import clickhouse
+from tallyflow.catalog import Catalog
 from tallyflow.rating import iso_utc, plain
 
 ZERO = Decimal(0)
@@ -55,3 +56,11 @@ def render(r: dict) -> str:
                  f"(expired unused {t['expired_unused']}, scheduled {t['scheduled']}, "
                  f"uncovered usage {t['uncovered_credits']} credits)")
     return "\n".join(lines)
+
+
+def drawdown_seeds(client: Client, catalog: Catalog) -> dict[str, dict]:
+    """Drawdown states rebuilt from the ledger, for a job that starts without Flink state."""
+    from tallyflow.credits import Drawdown
+
+    return Drawdown(catalog).seed(clickhouse.query(client, "credits/drawdown_state"),
+                                  clickhouse.query(client, "credits/signal_state"))

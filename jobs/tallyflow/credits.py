@@ -63,8 +63,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ms(t: datetime) -> int:
-    """Epoch milliseconds, in integers (no float near a time)."""
-    return (t - EPOCH) // timedelta(milliseconds=1)
+    """Epoch milliseconds, in integers (no float near a time); naive times are UTC (ClickHouse)."""
+    return ((t if t.tzinfo else t.replace(tzinfo=UTC)) - EPOCH) // timedelta(milliseconds=1)
 
 
 # --- grant events on the wire ---------------------------------------------------------------
@@ -116,17 +116,56 @@ class Drawdown:
     """Pure drawdown logic on a per-customer state dict (JSON-serializable; the Flink function
     keeps it in keyed state). Each call returns the output rows as dicts of FIELDS."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, seeds: dict[str, dict] | None = None):
         self.plans = Rater(catalog)
         self.catalog_grants: dict[str, list[GrantRecord]] = defaultdict(list)
         for g in catalog.grants:
             self.catalog_grants[g.customer].append(GrantRecord.of(g))
+        self.seeds = seeds or {}
 
     @staticmethod
     def new_state() -> dict:
         return {"grants": {}, "seq": 0, "fired": [], "exhausted": False, "last": None}
 
+    def initial_state(self, customer: str) -> dict:
+        """A customer's state when Flink has none: the seed from the ledger, else empty."""
+        seed = self.seeds.get(customer)
+        return json.loads(json.dumps(seed)) if seed else self.new_state()
+
+    def seed(self, ledger_rows: list[dict], signal_rows: list[dict]) -> dict[str, dict]:
+        """States rebuilt from ClickHouse (sql/credits/drawdown_state.sql and signal_state.sql), for a
+        job that starts without Flink state: grants, remaining credits, entry numbers, the last
+        event second drawn for, thresholds already alerted and the exhausted flag."""
+        states: dict[str, dict] = {}
+        for r in ledger_rows:  # run-time grants first: draws below may refer to them
+            st = states.setdefault(r["customer_id"], self.new_state())
+            if r["grant_id"] and r["is_top_up"]:
+                st["grants"][r["grant_id"]] = _grant_state(GrantRecord(
+                    r["customer_id"], r["grant_id"], Decimal(r["granted"]), int(r["priority"]),
+                    _ms(r["effective_at"]), None if r["expires_at"] is None else _ms(r["expires_at"])), "event")
+        for r in ledger_rows:
+            st = states[r["customer_id"]]
+            self._with_catalog_grants(st, r["customer_id"])
+            g = st["grants"].get(r["grant_id"])
+            if g is not None and r["drawn"]:
+                g["remaining"] = plain(Decimal(g["remaining"]) - Decimal(r["drawn"]))
+            st["seq"] = max(st["seq"], int(r["max_seq"]))
+            if r["last_usage"] is not None and _ms(r["last_usage"]) > 0:
+                st["last"] = max(st["last"] or 0, _ms(r["last_usage"]))
+        for r in signal_rows:
+            st = states.setdefault(r["customer_id"], self.new_state())
+            st["seq"] = max(st["seq"], int(r["max_seq"]))
+            st["exhausted"] = bool(r["exhausted"])
+        for customer, st in states.items():
+            plan = self._credit_terms(customer, st["last"]) if st["last"] is not None else None
+            balance, granted = _balance(st, st["last"]) if st["last"] is not None else (ZERO, ZERO)
+            if plan is not None and granted > 0:
+                fraction = (granted - balance) / granted
+                st["fired"] = [plain(t) for t in plan.credits.alert_thresholds if fraction >= t]
+        return states
+
     def _with_catalog_grants(self, st: dict, customer: str) -> None:
+        """Catalog grants join a customer's state on first touch (and when a new catalog adds one)."""
         for g in self.catalog_grants.get(customer, ()):
             if g.grant_id not in st["grants"]:
                 st["grants"][g.grant_id] = _grant_state(g, "catalog")
@@ -252,8 +291,10 @@ def _balance(st: dict, at: int) -> tuple[Decimal, Decimal]:
 # --- the Flink function ----------------------------------------------------------------------
 
 
-def drawdown_function(catalog: Catalog):
-    """KeyedProcessFunction keyed by customer over usage batches and raw grant records."""
+def drawdown_function(catalog: Catalog, seeds: dict[str, dict] | None = None, fault: tuple[int, str] | None = None):
+    """KeyedProcessFunction keyed by customer over usage batches and raw grant records; `seeds`
+    are states rebuilt from the ledger for customers Flink has no state for. `fault` (tests only):
+    fail once after that many usage rows, remembered by a marker file across the restart."""
     from pyflink.common import Row
     from pyflink.common.typeinfo import Types
     from pyflink.datastream import KeyedProcessFunction, RuntimeContext
@@ -261,7 +302,8 @@ def drawdown_function(catalog: Catalog):
 
     class DrawdownFunction(KeyedProcessFunction):
         def __init__(self) -> None:
-            self.drawdown = Drawdown(catalog)
+            self.drawdown = Drawdown(catalog, seeds)
+            self.rows = 0
 
         def open(self, runtime_context: RuntimeContext) -> None:
             # No TTL: grants and balances live as long as the customer.
@@ -269,8 +311,9 @@ def drawdown_function(catalog: Catalog):
 
         def process_element(self, r, ctx):
             raw = self.state.value()
-            st = json.loads(raw) if raw else Drawdown.new_state()
+            st = json.loads(raw) if raw else self.drawdown.initial_state(r.customer_id)
             if r.record == "usage":
+                self._maybe_fail()
                 rows = self.drawdown.usage(st, r.customer_id, r.meter_id, r.event_second, Decimal(r.quantity),
                                            r.first_event_time, r.last_event_time)
             else:
@@ -290,6 +333,15 @@ def drawdown_function(catalog: Catalog):
                 self.state.update(json.dumps(st))
             for row in rows:
                 yield Row(*(row[f] for f in FIELDS))
+
+        def _maybe_fail(self) -> None:
+            self.rows += 1
+            if fault and self.rows == fault[0]:
+                import os
+
+                if not os.path.exists(fault[1]):
+                    open(fault[1], "w").close()
+                    raise RuntimeError(f"injected fault after {fault[0]} usage rows (TALLYFLOW_FAULT)")
 
     return DrawdownFunction()
 

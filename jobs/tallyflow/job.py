@@ -31,6 +31,7 @@ from pyflink.table import StatementSet, StreamTableEnvironment, TableEnvironment
 
 from tallyflow import topics
 from tallyflow.catalog import Catalog, Meter
+from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings, flink_interval
 
 UDF_CLASS = "io.tallyflow.udf.DecodeUsageEvent"
@@ -42,6 +43,7 @@ class JobOptions:
     bounded: bool = False
     name: str = "tallyflow-metering"
     checkpoint_dir: str | None = None
+    credit_seeds: dict | None = None  # drawdown states from the ledger (balance.drawdown_seeds)
 
 
 def jar_urls(settings: Settings) -> list[str]:
@@ -249,6 +251,18 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
     return stmts
 
 
+def _fault(settings: Settings) -> tuple[int, str] | None:
+    """TALLYFLOW_FAULT=drawdown-after:N (tests and chaos runs): the drawdown fails once."""
+    if not settings.fault:
+        return None
+    name, _, n = settings.fault.partition(":")
+    if name != "drawdown-after" or not n.isdigit():
+        raise UserError(f"TALLYFLOW_FAULT '{settings.fault}' is not drawdown-after:N")
+    marker = settings.home / "faults" / f"{settings.topic_prefix}drawdown-after-{n}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    return int(n), str(marker)
+
+
 def credit_meters(catalog: Catalog) -> list[Meter]:
     ids = {m for p in catalog.plans if p.credits for m, _ in p.credits.rates}
     return [m for m in catalog.meters if m.id in ids]
@@ -308,7 +322,8 @@ def _credits(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
         FROM raw_grants"""))
     out = (inputs
            .key_by(lambda r: r.customer_id or "", key_type=Types.STRING())
-           .process(credits.drawdown_function(catalog), output_type=credits.output_type())
+           .process(credits.drawdown_function(catalog, options.credit_seeds, _fault(settings)),
+                    output_type=credits.output_type())
            .name("credit-drawdown").uid("credit-drawdown"))
     t_env.create_temporary_view("credit_out", t_env.from_data_stream(out))
     ts = "TO_TIMESTAMP_LTZ({0}, 3)"

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tallyflow import balance, catalog_store, clickhouse, job, topics
 from tallyflow import catalog as catalog_mod
-from tallyflow import catalog_store, clickhouse, job, topics
 from tallyflow.errors import UserError
 from tallyflow.loader import Loader
 from tallyflow.settings import Settings
@@ -53,7 +53,9 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
     started = time.monotonic()
     t_env = job.create_environment()
     try:
-        statements = job.build(t_env, settings, cat, job.JobOptions(bounded=bounded))
+        # The job starts without Flink state: credit balances continue from the ledger.
+        seeds = balance.drawdown_seeds(client, cat) if job.credit_meters(cat) else None
+        statements = job.build(t_env, settings, cat, job.JobOptions(bounded=bounded, credit_seeds=seeds))
     except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
         raise UserError(f"the job could not be built: {_root_cause(e)}") from None
     loader = Loader(settings, client)

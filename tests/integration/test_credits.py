@@ -1,0 +1,147 @@
+"""Prepaid credits through the real pipeline: grants from the catalog and the grants topic,
+drawdown order, expiry, exhaustion and top-ups, overage and pause on the invoice, and the ledger,
+`balance` and the metered usage agreeing to the credit."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+PERIOD = "2026-10"
+AT = "2026-10-31T12:00:00Z"
+OCT = "2026-10-01T00:00:00Z"
+
+CATALOG = {
+    "meters": [
+        {"id": "api_calls", "event_type": "api_call", "aggregation": "count"},
+        {"id": "gb", "event_type": "transfer", "aggregation": "sum", "value": "gb"},
+    ],
+    "plans": [
+        {"id": "prepaid", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
+         "credits": {"rates": {"api_calls": "1", "gb": "5"}, "credit_price": "0.01", "on_exhausted": "overage",
+                     "overage_multiplier": "1.2", "alert_thresholds": ["0.5", "0.8", "1.0"]}},
+        {"id": "paused", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
+         "credits": {"rates": {"api_calls": "1"}, "credit_price": "0.01", "on_exhausted": "pause"}},
+    ],
+    "subscriptions": [
+        {"customer": "c_seed", "plan": "prepaid", "start": "2026-01-01T00:00:00Z"},
+        {"customer": "c_order", "plan": "prepaid", "start": "2026-01-01T00:00:00Z"},
+        {"customer": "c_over", "plan": "prepaid", "start": "2026-01-01T00:00:00Z"},
+        {"customer": "c_pause", "plan": "paused", "start": "2026-01-01T00:00:00Z"},
+    ],
+    "grants": [
+        {"customer": "c_seed", "grant_id": "g-seed", "credits": "10000", "priority": 1,
+         "effective_at": "2026-01-01T00:00:00Z", "expires_at": "2026-12-31T23:59:59Z"},
+        # c_order: priority first, then the earliest expiry, then no expiry; A (priority 2) last.
+        {"customer": "c_order", "grant_id": "A", "credits": "1000", "priority": 2, "effective_at": OCT},
+        {"customer": "c_order", "grant_id": "B", "credits": "500", "priority": 1, "effective_at": OCT,
+         "expires_at": "2026-10-20T00:00:00Z"},
+        {"customer": "c_order", "grant_id": "C", "credits": "800", "priority": 1, "effective_at": OCT,
+         "expires_at": "2026-10-10T00:00:00Z"},
+        {"customer": "c_order", "grant_id": "D", "credits": "100", "priority": 1, "effective_at": OCT},
+        {"customer": "c_over", "grant_id": "g-over", "credits": "1000", "effective_at": "2026-10-01T00:00:00Z"},
+        {"customer": "c_pause", "grant_id": "g-pause", "credits": "100", "effective_at": "2026-10-01T00:00:00Z"},
+    ],
+}
+
+
+def calls(customer: str, n: int, day: str, prefix: str) -> list[dict]:
+    return [{"event_id": f"{prefix}{i}", "customer_id": customer, "event_type": "api_call",
+             "event_time": f"2026-10-{day}T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i % 997:03d}Z"}
+            for i in range(n)]
+
+
+def publish(tallyflow, tmp_path, name: str, events: list[dict]) -> None:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    tallyflow("produce", "--file", str(path))
+
+
+def balance(tallyflow, customer: str) -> dict:
+    return tallyflow.json("balance", "--customer", customer, "--at", AT)  # type: ignore[return-value]
+
+
+def by_grant(b: dict) -> dict:
+    return {g["grant_id"]: (g["status"], g["consumed"], g["remaining"]) for g in b["grants"]}
+
+
+def signals(tallyflow, customer: str) -> list[tuple]:
+    rows = tallyflow.sql(f"SELECT kind, toString(balance) AS b, toString(threshold) AS t FROM credit_signals FINAL "
+                         f"WHERE customer_id = '{customer}' AND kind != 'balance' ORDER BY seq")
+    plain = lambda v: None if v is None else format(Decimal(v).normalize(), "f")  # noqa: E731
+    return [(r["kind"], plain(r["b"]), plain(r["t"])) for r in rows]
+
+
+def test_credits_end_to_end(tallyflow, tmp_path):
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(yaml.safe_dump(CATALOG))
+    gb = [{"event_id": f"t{i}", "customer_id": "c_seed", "event_type": "transfer",
+           "event_time": f"2026-10-04T10:{i // 60:02d}:{i % 60:02d}Z", "values": {"gb": "1"}} for i in range(200)]
+    publish(tallyflow, tmp_path, "first", [
+        *calls("c_seed", 5000, "03", "s"), *gb,
+        *calls("c_order", 600, "05", "o1-"), *calls("c_order", 400, "15", "o2-"), *calls("c_order", 150, "25", "o3-"),
+        *calls("c_over", 1500, "06", "v"), *calls("c_pause", 300, "07", "p"),
+    ])
+    tallyflow("run", "--catalog", str(cat), "--bounded")
+
+    # The seed example of shared/CATALOG.md: 10000 - (5000 x 1 + 200 x 5) = 4000.
+    seed = balance(tallyflow, "c_seed")
+    assert by_grant(seed) == {"g-seed": ("active", "6000", "4000")}
+    assert seed["total"]["remaining"] == "4000"
+
+    # C (priority 1, expires first) covers 10-05 and expires with 200 left; B covers 10-15 and
+    # expires with 100 left; on 10-25 D (priority 1, no expiry) then A (priority 2).
+    order = balance(tallyflow, "c_order")
+    assert by_grant(order) == {"C": ("expired", "600", "200"), "B": ("expired", "400", "100"),
+                               "D": ("active", "100", "0"), "A": ("active", "50", "950")}
+    assert order["total"] == {"granted": "2400", "consumed": "1150", "remaining": "950", "expired_unused": "300",
+                              "scheduled": "0", "uncovered_credits": "0"}
+
+    # Exhaustion: 1000 covered, 500 uncovered; alerts at each threshold once, exhausted once.
+    assert signals(tallyflow, "c_over") == [("alert", "500", "0.5"), ("alert", "200", "0.8"), ("alert", "0", "1"),
+                                            ("exhausted", "0", None)]
+    over = balance(tallyflow, "c_over")
+    assert over["uncovered"] == [{"meter": "api_calls", "quantity": "500", "credits": "500"}]
+    assert signals(tallyflow, "c_pause") == [("exhausted", "0", None)]
+
+    # A top-up restores the exhausted customer; later usage draws it down.
+    tallyflow("grant", "--customer", "c_over", "--credits", "2000", "--grant-id", "top-1",
+              "--effective-at", "2026-10-01T00:00:00Z")
+    tallyflow("grant", "--customer", "c_over", "--credits", "2000", "--grant-id", "top-1",
+              "--effective-at", "2026-10-01T00:00:00Z")  # a resend: ignored
+    tallyflow("run", "--catalog", str(cat), "--bounded")
+    assert signals(tallyflow, "c_over")[4:] == [("restored", "2000", None), ("grant_ignored", None, None)]
+    publish(tallyflow, tmp_path, "after-top-up", calls("c_over", 100, "20", "w"))
+    tallyflow("run", "--catalog", str(cat), "--bounded")
+    over = balance(tallyflow, "c_over")
+    assert by_grant(over) == {"top-1": ("active", "100", "1900"), "g-over": ("active", "1000", "0")}
+    assert over["total"]["remaining"] == "1900"
+
+    # Invoices read the ledger: overage at 0.01 x 1.2 per uncovered credit; pause bills nothing.
+    invoices = {i["customer"]: i for i in tallyflow.json("invoice", "--period", PERIOD)}
+    (line,) = [x for x in invoices["c_over"]["lines"] if x["type"] == "credits" and x["meter"] == "api_calls"]
+    assert (line["quantity"], line["billable"], line["amount"]) == ("1600", "500", "6.00")
+    assert [(b["part"], b["units"], b["credits"]) for b in line["breakdown"]] == [
+        ("covered", "1100", "1100"), ("uncovered", "500", "500")]
+    (line,) = [x for x in invoices["c_pause"]["lines"] if x["type"] == "credits" and x["meter"] == "api_calls"]
+    assert (line["quantity"], line["billable"], line["amount"]) == ("300", "200", "0.00")
+    seed_lines = {x["meter"]: (x["quantity"], x["amount"])
+                  for x in invoices["c_seed"]["lines"] if x["type"] == "credits"}
+    assert seed_lines == {"api_calls": ("5000", "0.00"), "gb": ("200", "0.00")}
+
+    # Every credit the metered usage implies is in the ledger exactly once (drawn or uncovered),
+    # and `balance` agrees with the ledger.
+    implied = {r["customer_id"]: Decimal(r["c"]) for r in tallyflow.sql(
+        "SELECT customer_id, toString(sum(if(event_type = 'api_call', toDecimal128(1, 12), `values`['gb'] * 5))) AS c "
+        "FROM events FINAL GROUP BY customer_id")}
+    ledger = {r["customer_id"]: Decimal(r["c"]) for r in tallyflow.sql(
+        "SELECT customer_id, toString(sumIf(credits, kind IN ('draw', 'uncovered'))) AS c "
+        "FROM credit_ledger FINAL GROUP BY customer_id")}
+    assert implied == ledger == {"c_seed": 6000, "c_order": 1150, "c_over": 1600, "c_pause": 300}
+    for customer in ("c_seed", "c_order", "c_over", "c_pause"):
+        b = balance(tallyflow, customer)
+        assert Decimal(b["total"]["consumed"]) + Decimal(b["total"]["uncovered_credits"]) == ledger[customer]
