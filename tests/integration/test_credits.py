@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import yaml
@@ -145,3 +146,27 @@ def test_credits_end_to_end(tallyflow, tmp_path):
     for customer in ("c_seed", "c_order", "c_over", "c_pause"):
         b = balance(tallyflow, customer)
         assert Decimal(b["total"]["consumed"]) + Decimal(b["total"]["uncovered_credits"]) == ledger[customer]
+
+
+def test_restart_from_checkpoint_draws_every_usage_once(tallyflow, tmp_path):
+    """The drawdown fails once mid-run (TALLYFLOW_FAULT); Flink restores the last checkpoint and
+    replays: every usage row is drawn exactly once, and entry numbers have no gap or repeat."""
+    doc = {**CATALOG, "grants": [{"customer": "c_seed", "grant_id": "big", "credits": "100000",
+                                  "effective_at": "2026-01-01T00:00:00Z"}]}
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(yaml.safe_dump(doc))
+    publish(tallyflow, tmp_path, "many", calls("c_seed", 8000, "03", "r"))
+    tallyflow.env.update(TALLYFLOW_FAULT="drawdown-after:4000", TALLYFLOW_CHECKPOINT_INTERVAL="300ms")
+    tallyflow("run", "--catalog", str(cat), "--bounded")
+    markers = list((Path(tallyflow.env["TALLYFLOW_HOME"]) / "faults").glob(f"{tallyflow.topic('')}drawdown-after-*"))
+    assert len(markers) == 1, "the fault did not fire"
+
+    (row,) = tallyflow.sql("SELECT count() AS n, toString(sum(credits)) AS c, uniqExact(seq) AS seqs "
+                           "FROM credit_ledger FINAL WHERE customer_id = 'c_seed'")
+    assert (row["n"], Decimal(row["c"]), row["seqs"]) == (8000, 8000, 8000)
+    # Ledger entries and signals share the customer's entry numbers: 1..top with no gap.
+    (seq,) = tallyflow.sql("SELECT uniqExact(seq) AS n, max(seq) AS top FROM (SELECT seq FROM credit_ledger FINAL "
+                           "WHERE customer_id = 'c_seed' UNION ALL SELECT seq FROM credit_signals FINAL "
+                           "WHERE customer_id = 'c_seed')")
+    assert seq["n"] == seq["top"]
+    assert balance(tallyflow, "c_seed")["total"]["remaining"] == "92000"
