@@ -11,7 +11,9 @@ JARS := build/jars
 UDF_SOURCES := $(shell find jobs/jvm/src -type f) jobs/jvm/pom.xml $(wildcard schemas/*.avsc) schemas/catalog.json
 DEMO_EVENTS ?= 50000
 BENCH_EVENTS ?= 1500000
-DEMO_CUSTOMERS ?= 8
+BENCH_RATE ?= 2000
+BENCH_SECONDS ?= 60
+DEMO_CUSTOMERS ?= 10
 
 .PHONY: setup demo test test-unit test-integration lint bench clean stack-down
 
@@ -58,10 +60,12 @@ test-unit: setup
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
-# Not part of `make test`: publishes BENCH_EVENTS events (several minutes on 2 cores).
+# Not part of `make test`: publishes BENCH_EVENTS events (several minutes on 2 cores), then
+# BENCH_RATE events/s for BENCH_SECONDS to measure the credit drawdown's latency.
 bench: setup
 	$(TALLYFLOW) stack up
 	$(TALLYFLOW) bench --events $(BENCH_EVENTS)
+	$(TALLYFLOW) bench --latency --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS)
 
 lint: setup
 	$(VENV)/bin/ruff check jobs tests

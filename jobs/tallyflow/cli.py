@@ -148,6 +148,17 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import bench
     from tallyflow.settings import parse_duration
 
+    if args.latency:
+        from tallyflow import latency
+
+        if args.rate is None or args.seconds is None:
+            raise UserError("--latency needs --rate R and --seconds S")
+        result = latency.run(settings, args.rate, args.seconds, args.warmup)
+        emit(result, args.format, latency.render(result))
+        return 0
+    if args.events is None:
+        raise UserError("bench needs --events N (throughput) or --latency --rate R --seconds S")
+
     result = bench.run(settings, args.events, args.customers, parse_duration(args.span, "--span"))
     emit(result, args.format, bench.render(result))
     return 0
@@ -255,8 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     _format_arg(p)
     p.set_defaults(func=_cmd_quote)
 
-    p = sub.add_parser("bench", help="end-to-end throughput against a read-and-discard baseline")
-    p.add_argument("--events", type=int, required=True, help="synthetic events to publish and process")
+    p = sub.add_parser("bench", help="end-to-end throughput against a read-and-discard baseline, or "
+                                     "credit drawdown latency (--latency)")
+    p.add_argument("--events", type=int, help="synthetic events to publish and process (throughput)")
+    p.add_argument("--latency", action="store_true", help="measure publish -> balance update latency instead")
+    p.add_argument("--rate", type=int, help="events per second to publish (--latency)")
+    p.add_argument("--seconds", type=int, help="how long to publish at that rate, after the warm-up (--latency)")
+    p.add_argument("--warmup", type=int, default=15, help="seconds published first and not counted (--latency)")
     p.add_argument("--customers", type=int, default=100, help="synthetic customers (default 100)")
     p.add_argument("--span", default="1d", help="event time the events spread over (default 1d)")
     _format_arg(p)

@@ -170,3 +170,10 @@ def test_restart_from_checkpoint_draws_every_usage_once(tallyflow, tmp_path):
                            "WHERE customer_id = 'c_seed')")
     assert seq["n"] == seq["top"]
     assert balance(tallyflow, "c_seed")["total"]["remaining"] == "92000"
+
+
+def test_latency_bench_covers_every_event(tallyflow):
+    """A short `bench --latency`: every published event is covered by a balance update."""
+    r = tallyflow.json("bench", "--latency", "--rate", "200", "--seconds", "4", "--warmup", "3")
+    assert r["covered"] == r["events_measured"] >= 700 and r["missing"] == 0
+    assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"] < 10_000
