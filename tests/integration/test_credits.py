@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from confluent_kafka import Producer
 
 pytestmark = pytest.mark.integration
 PERIOD = "2026-10"
@@ -114,7 +115,12 @@ def test_credits_end_to_end(tallyflow, tmp_path):
               "--effective-at", "2026-10-01T00:00:00Z")
     tallyflow("grant", "--customer", "c_over", "--credits", "2000", "--grant-id", "top-1",
               "--effective-at", "2026-10-01T00:00:00Z")  # a resend: ignored
+    producer = Producer({"bootstrap.servers": tallyflow.bootstrap})
+    producer.produce(tallyflow.topic("grants"), key=b"c_over", value=b"\x00\x00\x00\x07\xd1garbage")
+    producer.flush(30)
     tallyflow("run", "--catalog", str(cat), "--bounded")
+    (reject,) = tallyflow.sql("SELECT reason, source_topic FROM rejects")
+    assert reject["reason"].startswith("grant rejected: malformed Avro") and reject["source_topic"].endswith("grants")
     assert signals(tallyflow, "c_over")[4:] == [("restored", "2000", None), ("grant_ignored", None, None)]
     publish(tallyflow, tmp_path, "after-top-up", calls("c_over", 100, "20", "w"))
     tallyflow("run", "--catalog", str(cat), "--bounded")
