@@ -201,6 +201,14 @@ def _cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import clickhouse, reconcile
+
+    result = reconcile.run(clickhouse.ready(settings), args.period)
+    emit(result, args.format, reconcile.render(result))
+    return 1 if result["discrepancies"] else 0
+
+
 def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse
 
@@ -294,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", help="as of this ISO 8601 time (default: now)")
     _format_arg(p)
     p.set_defaults(func=_cmd_balance)
+
+    p = sub.add_parser("reconcile", help="prove every event is counted once: events, windows, rated records, "
+                                         "invoices and the credit ledger (exit 1 on any discrepancy)")
+    p.add_argument("--period", required=True, help="billing period, YYYY-MM")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_reconcile)
 
     p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
     p.add_argument("query", help="a SELECT statement, e.g. \"SELECT count() FROM events FINAL\"")

@@ -108,5 +108,9 @@ def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
 
 def query(client: Client, name: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Runs sql/<name>.sql with server-side parameters; returns rows as dicts."""
-    result = client.query(sql_text(name), parameters=parameters or {}, settings=QUERY_SETTINGS)
+    try:
+        result = client.query(sql_text(name), parameters=parameters or {}, settings=QUERY_SETTINGS)
+    except Exception as e:  # clickhouse-connect wraps server and chdb errors alike
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"sql/{name}.sql failed: {first}") from None
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
