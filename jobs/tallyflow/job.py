@@ -124,8 +124,19 @@ def _json_sink(settings: Settings, table: str, topic_name: str, columns: str,
     )"""
 
 
-def _source(settings: Settings, options: JobOptions, decoder_conf: str) -> str:
+def _raw_source(settings: Settings, options: JobOptions, topic: str, extra: str = "") -> str:
+    """WITH options of a raw-bytes Kafka source read by the job's consumer group, committed only."""
     bounded = ", 'scan.bounded.mode' = 'latest-offset'" if options.bounded else ""
+    return f"""{_kafka_common(settings, settings.topic(topic))},
+        'properties.group.id' = '{settings.topic_prefix}{JOB_GROUP}',
+        'properties.isolation.level' = 'read_committed',
+        'properties.auto.offset.reset' = 'earliest',
+        'scan.startup.mode' = 'group-offsets',
+        'key.format' = 'raw', 'key.fields' = 'k',
+        'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY'{extra}{bounded}"""
+
+
+def _source(settings: Settings, options: JobOptions, decoder_conf: str) -> str:
     return f"""CREATE TEMPORARY TABLE raw_events (
         k BYTES,
         v BYTES,
@@ -138,16 +149,8 @@ def _source(settings: Settings, options: JobOptions, decoder_conf: str) -> str:
         pt AS PROCTIME(),
         WATERMARK FOR event_time AS event_time - {flink_interval(settings.out_of_orderness)}
     ) WITH (
-        {_kafka_common(settings, settings.topic(topics.EVENTS))},
-        'properties.group.id' = '{settings.topic_prefix}{JOB_GROUP}',
-        'properties.isolation.level' = 'read_committed',
-        'properties.auto.offset.reset' = 'earliest',
-        'scan.startup.mode' = 'group-offsets',
-        'key.format' = 'raw',
-        'key.fields' = 'k',
-        'value.format' = 'raw',
-        'value.fields-include' = 'EXCEPT_KEY',
-        'scan.watermark.emit.strategy' = '{settings.watermark_emit}'{bounded}
+        {_raw_source(settings, options, topics.EVENTS,
+                     f", 'scan.watermark.emit.strategy' = '{settings.watermark_emit}'")}
     )"""
 
 
@@ -296,20 +299,11 @@ def _credits(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
     batches = Table(get_gateway().jvm.io.tallyflow.udf.CreditBatcher.batch(t_env._j_tenv, usage._j_table, flush_ms),
                     t_env)
     t_env.create_temporary_view("credit_batches", batches)
-    bounded = ", 'scan.bounded.mode' = 'latest-offset'" if options.bounded else ""
     t_env.execute_sql(f"""CREATE TEMPORARY TABLE raw_grants (
         k BYTES, v BYTES,
         kafka_partition INT METADATA FROM 'partition' VIRTUAL,
         kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
-    ) WITH (
-        {_kafka_common(settings, settings.topic(topics.GRANTS))},
-        'properties.group.id' = '{settings.topic_prefix}{JOB_GROUP}',
-        'properties.isolation.level' = 'read_committed',
-        'properties.auto.offset.reset' = 'earliest',
-        'scan.startup.mode' = 'group-offsets',
-        'key.format' = 'raw', 'key.fields' = 'k',
-        'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY'{bounded}
-    )""")
+    ) WITH ({_raw_source(settings, options, topics.GRANTS)})""")
     inputs = t_env.to_data_stream(t_env.sql_query("""
         SELECT record, customer_id, meter_id, event_second, quantity, event_count, first_event_time,
                last_event_time, CAST(NULL AS BYTES) AS payload, CAST(NULL AS INT) AS source_partition,

@@ -124,7 +124,8 @@ def _balance_checks(client: Client, period: str) -> list[Check]:
         catalog_grants[g["customer_id"]].append(g)
     out = []
     for s in last:
-        entries = clickhouse.query(client, "reconcile/ledger_before", {"customer": s["customer_id"], "seq": s["last_seq"]})
+        entries = clickhouse.query(client, "reconcile/ledger_before",
+                                   {"customer": s["customer_id"], "seq": s["last_seq"]})
         grants = {g["grant_id"]: g for g in catalog_grants[s["customer_id"]]}
         drawn: dict[str, Decimal] = defaultdict(Decimal)
         for e in entries:
