@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from pyflink.table import StatementSet, StreamTableEnvironment, TableEnvironment
 
-from tallyflow import topics
+from tallyflow import checkpoints, topics
 from tallyflow.catalog import Catalog, Meter
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings, flink_interval
@@ -43,6 +43,7 @@ class JobOptions:
     bounded: bool = False
     name: str = "tallyflow-metering"
     checkpoint_dir: str | None = None
+    resume_from: str | None = None  # a retained checkpoint to restore (checkpoints.latest)
     credit_seeds: dict | None = None  # drawdown states from the ledger (balance.drawdown_seeds)
 
 
@@ -61,7 +62,9 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         "python.execution-mode": "thread",
         "execution.checkpointing.interval": f"{int(settings.checkpoint_interval.total_seconds() * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.dir": options.checkpoint_dir or (settings.home / "checkpoints").as_uri(),
+        "execution.checkpointing.dir": options.checkpoint_dir or checkpoints.root(settings).as_uri(),
+        # Kept when the job is cancelled (or its process killed), so `run --resume` can restore it.
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(settings.restart_attempts),
         "restart-strategy.fixed-delay.delay": "2 s",
@@ -78,6 +81,8 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         "table.exec.mini-batch.enabled": "false",
     }.items():
         conf.set(key, value)
+    if options.resume_from:
+        conf.set("execution.state-recovery.path", options.resume_from)
     for key, value in settings.flink_conf:
         conf.set(key, value)
 
@@ -108,9 +113,15 @@ def _kafka_common(settings: Settings, topic: str) -> str:
     return f"'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{settings.bootstrap}'"
 
 
+def _guarantee(settings: Settings) -> str:
+    # TALLYFLOW_UNSAFE_AT_LEAST_ONCE exists so the chaos run can show its oracle sees duplicates.
+    return "at-least-once" if settings.unsafe_at_least_once else "exactly-once"
+
+
 def _json_sink(settings: Settings, table: str, topic_name: str, columns: str,
-               guarantee: str = "exactly-once") -> str:
+               guarantee: str | None = None) -> str:
     topic = settings.topic(topic_name)
+    guarantee = guarantee or _guarantee(settings)
     transactional = (f"""'sink.transactional-id-prefix' = '{settings.topic_prefix}{topic_name}-sink',
         'properties.transaction.timeout.ms' = '900000'""" if guarantee == "exactly-once" else
                      "'properties.linger.ms' = '0'")
@@ -225,7 +236,7 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
         {_kafka_common(settings, dlq)},
         'key.format' = 'raw', 'key.fields' = 'k',
         'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY',
-        'sink.delivery-guarantee' = 'exactly-once',
+        'sink.delivery-guarantee' = '{_guarantee(settings)}',
         'sink.transactional-id-prefix' = '{settings.topic_prefix}{topics.DLQ}-sink',
         'properties.transaction.timeout.ms' = '900000'
     )""")

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tallyflow import balance, catalog_store, clickhouse, job, topics
+from tallyflow import balance, catalog_store, checkpoints, clickhouse, job, topics
 from tallyflow import catalog as catalog_mod
 from tallyflow.errors import UserError
 from tallyflow.loader import Loader
@@ -25,10 +25,12 @@ class RunResult:
     loaded: dict
     job_seconds: float = 0.0  # from submitting the job to the last result landed
     running_seconds: float = 0.0  # from the job reaching RUNNING (sources about to read) to the last result
+    resumed_from: str | None = None  # the checkpoint restored (`run --resume`)
 
     def as_dict(self) -> dict:
         return {"status": self.status, "seconds": round(self.seconds, 3), "job_seconds": round(self.job_seconds, 3),
-                "running_seconds": round(self.running_seconds, 3), "loaded": self.loaded}
+                "running_seconds": round(self.running_seconds, 3), "resumed_from": self.resumed_from,
+                "loaded": self.loaded}
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -48,14 +50,17 @@ def prepare(settings: Settings, catalog_path: str | Path):
     return cat, client
 
 
-def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progress=None) -> RunResult:
+def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progress=None,
+        resume: bool = False) -> RunResult:
     cat, client = prepare(settings, catalog_path)
+    restore = checkpoints.latest(settings) if resume else None
     started = time.monotonic()
     t_env = job.create_environment()
     try:
         # The job starts without Flink state: credit balances continue from the ledger.
         seeds = balance.drawdown_seeds(client, cat) if job.credit_meters(cat) else None
-        statements = job.build(t_env, settings, cat, job.JobOptions(bounded=bounded, credit_seeds=seeds))
+        statements = job.build(t_env, settings, cat, job.JobOptions(
+            bounded=bounded, credit_seeds=seeds, resume_from=restore.resolve().as_uri() if restore else None))
     except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
         raise UserError(f"the job could not be built: {_root_cause(e)}") from None
     loader = Loader(settings, client)
@@ -65,6 +70,12 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
         stop["requested"] = True
 
     previous = signal.signal(signal.SIGTERM, _stop)
+    # A bounded run stops at the input's ends as of its start; a resumed one at the ends its first
+    # run recorded. The Kafka source does not finish after a restore (FLINK-31006), so the runner
+    # watches the job's committed offsets and ends it itself (stop-with-savepoint, draining).
+    bounds = None
+    if bounded:
+        bounds = (checkpoints.read_bounds(restore) if restore else None) or topics.input_ends(settings)
     try:
         submitted = time.monotonic()
         try:
@@ -72,9 +83,15 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
         except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
             raise UserError(f"the job could not start: {_root_cause(e)}") from None
         running = wait_running(job_client)
-        status = _supervise(job_client, loader, stop, on_progress)
+        if bounds is not None:
+            checkpoints.write_bounds(settings, str(job_client.get_job_id()), bounds)
+        watch = (settings, bounds) if restore and bounds is not None else None
+        status = _supervise(job_client, loader, stop, on_progress, watch)
+        if status == "FINISHED":  # its last checkpoint holds finished operators: nothing to resume
+            checkpoints.mark_finished(settings, str(job_client.get_job_id()))
         now = time.monotonic()
-        return RunResult(status, now - started, loader.stats.as_dict(), now - submitted, now - running)
+        return RunResult(status, now - started, loader.stats.as_dict(), now - submitted, now - running,
+                         str(restore) if restore else None)
     except KeyboardInterrupt:
         stop["requested"] = True
         return RunResult("CANCELED", time.monotonic() - started, loader.stats.as_dict())
@@ -121,7 +138,32 @@ def wait_running(job_client, deadline_s: float = 120.0) -> float:
     return time.monotonic()
 
 
-def _supervise(job_client, loader: Loader, stop: dict, on_progress) -> str:
+def _reached(settings: Settings, bounds: dict[str, int]) -> bool:
+    done = topics.group_positions(settings, f"{settings.topic_prefix}{job.JOB_GROUP}")
+    return all(done.get(tp, 0) >= end for tp, end in bounds.items() if end > 0)
+
+
+def _drain(job_client, directory: str) -> None:
+    """Stop with a savepoint, advancing to the end of event time (what a bounded input's end does).
+    Through the Java client: PyFlink's wrapper lacks Flink 2's savepoint-format argument."""
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    fmt = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    for attempt in range(60):
+        future = job_client._j_job_client.stopWithSavepoint(True, directory, fmt)
+        try:
+            future.get(300, gateway.jvm.java.util.concurrent.TimeUnit.SECONDS)
+            return
+        except Exception as e:  # py4j wraps the Java failure
+            cause, text = _root_cause(e), str(e)
+            # Right after a restore the tasks may still be deploying: the savepoint is refused.
+            if "Not all required tasks are currently running" not in text or attempt == 59:
+                raise UserError(f"the resumed job could not be stopped at its bounds: {cause}") from None
+        time.sleep(1.0)  # backoff between attempts, bounded by the attempt count
+
+
+def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) -> str:
     # The local MiniCluster shuts down with the job, so the job's end is read from its
     # execution-result future, never by asking for a status afterwards.
     result = job_client.get_job_execution_result()
@@ -141,6 +183,9 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress) -> str:
         if now - last_check < 0.5:
             continue
         last_check = now
+        if watch is not None and _reached(*watch):
+            watch = None  # every input offset is committed by a checkpoint: end like a bounded job
+            _drain(job_client, (checkpoints.root(loader.settings) / "savepoints").resolve().as_uri())
         if result.done():
             try:
                 result.result()

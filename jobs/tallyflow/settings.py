@@ -25,6 +25,7 @@
 | TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
 | TALLYFLOW_CREDIT_FLUSH | 200ms | credit usage is drawn down in micro-batches this long (per customer) |
 | TALLYFLOW_FAULT | (none) | tests only: `drawdown-after:N` fails the drawdown once after N usage rows |
+| TALLYFLOW_UNSAFE_AT_LEAST_ONCE | false | tests only (the chaos negative control): Kafka sinks without transactions |
 | TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
 """
 
@@ -119,6 +120,7 @@ class Settings:
     restart_attempts: int
     credit_flush: timedelta = timedelta(milliseconds=200)
     fault: str = ""
+    unsafe_at_least_once: bool = False
     flink_conf: tuple[tuple[str, str], ...] = ()
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
 
@@ -153,6 +155,7 @@ class Settings:
             require_known_customer=_bool("TALLYFLOW_REQUIRE_KNOWN_CUSTOMER", False),
             restart_attempts=_int("TALLYFLOW_RESTART_ATTEMPTS", 3),
             fault=os.environ.get("TALLYFLOW_FAULT", ""),
+            unsafe_at_least_once=_bool("TALLYFLOW_UNSAFE_AT_LEAST_ONCE", False),
             credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "200ms"), "TALLYFLOW_CREDIT_FLUSH"),
             flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),
         )

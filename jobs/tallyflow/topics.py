@@ -66,3 +66,35 @@ def ensure_topics(settings: Settings) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(e):
                 raise UserError(f"cannot create topic {name}: {e.args[0]}") from None
     return [t.topic for t in new]
+
+
+JOB_INPUTS = (EVENTS, GRANTS)
+
+
+def input_ends(settings: Settings) -> dict[str, int]:
+    """The committed end offset of every partition the job reads ("topic:partition" -> offset)."""
+    from confluent_kafka import IsolationLevel, TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    client = admin(settings)
+    try:
+        meta = client.list_topics(timeout=10).topics
+        request = {TopicPartition(settings.topic(t), p): OffsetSpec.latest()
+                   for t in JOB_INPUTS if settings.topic(t) in meta for p in meta[settings.topic(t)].partitions}
+        futures = client.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)
+        return {f"{tp.topic}:{tp.partition}": f.result().offset for tp, f in futures.items()}
+    except KafkaException as e:
+        raise UserError(f"cannot read the input end offsets: {e.args[0]}") from None
+
+
+def group_positions(settings: Settings, group: str) -> dict[str, int]:
+    """The offsets a consumer group has committed ("topic:partition" -> offset)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    client = admin(settings)  # kept alive until the answer is in: a collected client cancels it
+    try:
+        futures = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+        result = next(iter(futures.values())).result()
+    except KafkaException as e:
+        raise UserError(f"cannot read the offsets of group {group}: {e.args[0]}") from None
+    return {f"{tp.topic}:{tp.partition}": tp.offset for tp in result.topic_partitions if tp.offset >= 0}
