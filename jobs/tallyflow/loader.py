@@ -9,6 +9,7 @@ coordinates, ReplacingMergeTree) collapses what a differently cut range would re
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -123,12 +124,25 @@ class Loader:
         for (topic, partition), batch in batches.items():
             self._land(topic, partition, batch)
         if batches:
+            self._maybe_crash()
             commits = [TopicPartition(t, p, b[-1].offset() + 1) for (t, p), b in batches.items()]
             self._consumer.commit(offsets=commits, asynchronous=False)
             for tp in commits:
                 self._positions[(tp.topic, tp.partition)] = max(self._positions.get((tp.topic, tp.partition), 0),
                                                                 tp.offset)
         return sum(len(b) for b in batches.values())
+
+    def _maybe_crash(self) -> None:
+        """TALLYFLOW_FAULT=loader-after-insert:N (chaos runs): the process dies once after the N-th
+        insert and before its offsets are committed, the loader's one failure window."""
+        name, _, n = self.settings.fault.partition(":")
+        if name != "loader-after-insert" or not n.isdigit() or self.stats.batches < int(n):
+            return
+        marker = self.settings.home / "faults" / f"{self.settings.topic_prefix}loader-after-insert-{n}"
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            os._exit(137)
 
     def _land(self, topic: str, partition: int, batch: list[Message]) -> None:
         token = f"{topic}/{partition}/{batch[0].offset()}-{batch[-1].offset()}"

@@ -24,7 +24,7 @@
 | TALLYFLOW_FLINK_CONF | (none) | extra Flink options, `key=value;key=value` (applied last) |
 | TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
 | TALLYFLOW_CREDIT_FLUSH | 200ms | credit usage is drawn down in micro-batches this long (per customer) |
-| TALLYFLOW_FAULT | (none) | tests only: `drawdown-after:N` fails the drawdown once after N usage rows |
+| TALLYFLOW_FAULT | (none) | tests only: `drawdown-after:N` or `loader-after-insert:N` (fail once) |
 | TALLYFLOW_UNSAFE_AT_LEAST_ONCE | false | tests only (the chaos negative control): Kafka sinks without transactions |
 | TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
 """
