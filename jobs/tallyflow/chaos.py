@@ -59,7 +59,8 @@ def expected(manifest: list[dict], cat: catalog.Catalog) -> dict[tuple[str, str]
 
 
 class Chaos:
-    def __init__(self, settings: Settings, events: int, kills: int, seed: int, unsafe: bool):
+    def __init__(self, settings: Settings, events: int, kills: int, seed: int, unsafe: bool,
+                 broker_restart: bool = True, kill_window: tuple[float, float] = (8, 30)):
         tag = f"chaos{int(time.time())}{'u' if unsafe else ''}"
         self.home = settings.home / tag
         self.settings = settings
@@ -71,7 +72,8 @@ class Chaos:
                     "TALLYFLOW_CHECKPOINT_INTERVAL": "10s"}
         if unsafe:
             self.env["TALLYFLOW_UNSAFE_AT_LEAST_ONCE"] = "true"
-        self.events, self.kills, self.unsafe = events, kills, unsafe
+        self.events, self.kills, self.unsafe, self.broker_restart = events, kills, unsafe, broker_restart
+        self.kill_window = kill_window
         self.rng = random.Random(seed)
         self.seed = seed
         self.report: dict = {"events": events, "unsafe": unsafe, "faults": [], "recovery_seconds": []}
@@ -114,7 +116,7 @@ class Chaos:
         self.rng.shuffle(plan)
         for fault in plan:
             started = time.monotonic()
-            extra = {"TALLYFLOW_FAULT": f"loader-after-insert:{self.rng.randint(3, 30)}"} if fault == "loader" else {}
+            extra = {"TALLYFLOW_FAULT": f"loader-after-insert:{self.rng.randint(2, 8)}"} if fault == "loader" else {}
             proc = self._run(extra)
             up = self._wait_running(proc, started)
             if up is None:
@@ -123,7 +125,7 @@ class Chaos:
                 continue
             self.report["recovery_seconds"].append(round(up, 1))
             if fault == "kill":
-                time.sleep(self.rng.uniform(8, 30))  # a random point of the run
+                time.sleep(self.rng.uniform(*self.kill_window))  # a random point of the run
                 self._kill(proc)
             elif fault == "broker":
                 time.sleep(self.rng.uniform(2, 6))
@@ -137,7 +139,8 @@ class Chaos:
                                           "seconds": round(time.monotonic() - started, 1)})
 
     def _local_broker(self) -> bool:
-        return not self.settings.kafka_bootstrap and stack.status(self.settings)["kafka"].get("pid") is not None
+        return (self.broker_restart and not self.settings.kafka_bootstrap
+                and stack.status(self.settings)["kafka"].get("pid") is not None)
 
     @staticmethod
     def _finish(proc: subprocess.Popen) -> None:
@@ -194,8 +197,9 @@ class Chaos:
         return proc.stdout
 
 
-def run(settings: Settings, events: int, kills: int, seed: int, unsafe: bool = False) -> dict:
-    chaos = Chaos(settings, events, kills, seed, unsafe)
+def run(settings: Settings, events: int, kills: int, seed: int, unsafe: bool = False,
+        broker_restart: bool = True, kill_window: tuple[float, float] = (8, 30)) -> dict:
+    chaos = Chaos(settings, events, kills, seed, unsafe, broker_restart, kill_window)
     started = time.monotonic()
     manifest = chaos.publish()
     chaos.faults()
@@ -212,9 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--unsafe", action="store_true", help="the negative control: sinks without transactions")
+    parser.add_argument("--no-broker-restart", action="store_true", help="skip the broker restart fault")
+    parser.add_argument("--kill-window", default="8,30", help="seconds after RUNNING a kill lands in (min,max)")
     args = parser.parse_args(argv)
     try:
-        report = run(Settings.from_env(), args.events, args.kills, args.seed, args.unsafe)
+        low, _, high = args.kill_window.partition(",")
+        window = (float(low), float(high))
+    except ValueError:
+        print("chaos: --kill-window is MIN,MAX seconds", file=sys.stderr)
+        return 2
+    try:
+        report = run(Settings.from_env(), args.events, args.kills, args.seed, args.unsafe,
+                     not args.no_broker_restart, window)
     except UserError as e:
         print(f"chaos: {e}", file=sys.stderr)
         return 1
