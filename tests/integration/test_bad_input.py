@@ -4,6 +4,7 @@ up, good events around them are billed, and a reject's time never moves the wate
 from __future__ import annotations
 
 import io
+import random
 import struct
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -88,3 +89,43 @@ def test_rejects_reach_dead_letter_with_reason_and_bytes(tallyflow, tmp_path):
     assert placed == [{"event_id": "ok-1", "on_time": 1}, {"event_id": "ok-2", "on_time": 1}]
     (invoice,) = tallyflow.json("invoice", "--period", "2026-10")
     assert invoice["total"] == "2.00"
+
+
+def test_fuzzed_stream_counts_in_equal_counts_out(tallyflow, tmp_path):
+    """Random bytes, mutated and truncated records, huge quantities and unknown customers among
+    valid events: the job finishes, every record is accepted, a resend, or a reject with a reason."""
+    rng = random.Random(2026)
+    valid = [avro(event(f"v{i}", OCT, values={"q": D(i)})) for i in range(300)]
+    records = list(valid)
+    records += [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 120))) for _ in range(200)]
+    records += [b"\x00\x00\x00\x03\xea" + bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80)))
+                for _ in range(200)]  # the right header, a random body: deep into the decoder
+    for _ in range(300):
+        r = bytearray(rng.choice(valid))
+        if rng.random() < 0.5:
+            del r[rng.randint(1, len(r) - 1):]
+        else:
+            for _ in range(rng.randint(1, 3)):
+                r[rng.randrange(len(r))] = rng.getrandbits(8)
+        records.append(bytes(r))
+    records += [avro(event(f"huge{i}", OCT, values={"q": D("10000000000000")})) for i in range(20)]
+    records += [avro(event(f"who{i}", OCT, customer_id="nobody")) for i in range(20)]
+    rng.shuffle(records)
+    producer = Producer({"bootstrap.servers": tallyflow.bootstrap, "log_level": 0})
+    for value in records:
+        producer.produce(tallyflow.topic("events"), key=b"good", value=value)
+    assert producer.flush(30) == 0
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump(CATALOG))
+    tallyflow.env["TALLYFLOW_REQUIRE_KNOWN_CUSTOMER"] = "true"
+    tallyflow("run", "--catalog", str(catalog), "--bounded")
+
+    (counts,) = tallyflow.sql("""SELECT (SELECT count() FROM events FINAL) AS accepted,
+        (SELECT count() FROM duplicates FINAL) AS resent, (SELECT count() FROM rejects FINAL) AS rejected,
+        (SELECT countIf(reason = '') FROM rejects FINAL) AS without_reason""")
+    assert counts["accepted"] + counts["resent"] + counts["rejected"] == len(records), counts
+    assert counts["without_reason"] == 0 and counts["accepted"] >= 300 - 1
+    reasons = {r["reason"] for r in tallyflow.sql("SELECT DISTINCT reason FROM rejects FINAL")}
+    assert any("exceeds" in r or "larger" in r or "limit" in r for r in reasons), reasons  # huge quantities
+    assert any("customer" in r for r in reasons), reasons  # unknown customers
