@@ -112,11 +112,12 @@ class Chaos:
         return list(unique.values())
 
     def faults(self) -> None:
-        plan = ["kill"] * self.kills + ["loader"] + (["broker"] if self._local_broker() else [])
+        plan = ["kill"] * self.kills + ["loader", "clickhouse"] + (["broker"] if self._local_broker() else [])
         self.rng.shuffle(plan)
         for fault in plan:
             started = time.monotonic()
-            extra = {"TALLYFLOW_FAULT": f"loader-after-insert:{self.rng.randint(2, 8)}"} if fault == "loader" else {}
+            extra = {"loader": {"TALLYFLOW_FAULT": f"loader-after-insert:{self.rng.randint(1, 3)}"},
+                     "clickhouse": {"TALLYFLOW_FAULT": "clickhouse-down:15"}}.get(fault, {})
             proc = self._run(extra)
             up = self._wait_running(proc, started)
             if up is None:
@@ -134,7 +135,10 @@ class Chaos:
                 stack.up(self.settings)
                 self._finish(proc)
             else:
-                self._finish(proc)  # the loader kills its own process after the N-th insert
+                self._finish(proc)  # the loader crashes after its N-th insert / ClickHouse comes back
+            # A process that died alone (the loader's crash) leaves its MiniCluster JVM running the
+            # job on; a supervisor would kill the whole process group, and so does this.
+            self._kill(proc)
             self.report["faults"].append({"fault": fault, "exit": proc.returncode,
                                           "seconds": round(time.monotonic() - started, 1)})
 

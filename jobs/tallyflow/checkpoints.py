@@ -21,13 +21,17 @@ def root(settings: Settings) -> Path:
 
 
 def latest(settings: Settings) -> Path | None:
-    """The newest complete checkpoint of an unfinished job of this pipeline, if any."""
+    """The newest complete checkpoint of this pipeline, unless the newest thing that happened to it
+    is a run that finished: then its output is final and an older checkpoint must not be replayed."""
     base = root(settings)
     if not base.is_dir():
         return None
-    found = [chk for job in base.iterdir() if job.is_dir() and not (job / FINISHED).exists()
+    found = [(chk / "_metadata", chk) for job in base.iterdir() if job.is_dir()
              for chk in job.glob("chk-*") if (chk / "_metadata").is_file()]
-    return max(found, key=lambda p: (p.stat().st_mtime_ns, int(p.name[4:])), default=None)
+    found += [(job / FINISHED, None) for job in base.iterdir() if (job / FINISHED).is_file()]
+    if not found:
+        return None
+    return max(found, key=lambda f: f[0].stat().st_mtime_ns)[1]
 
 
 def mark_finished(settings: Settings, job_id: str) -> None:

@@ -270,8 +270,9 @@ def _fault(settings: Settings) -> tuple[int, str] | None:
     if not settings.fault:
         return None
     name, _, n = settings.fault.partition(":")
-    if name not in ("drawdown-after", "loader-after-insert") or not n.isdigit():
-        raise UserError(f"TALLYFLOW_FAULT '{settings.fault}' is not drawdown-after:N or loader-after-insert:N")
+    if name not in ("drawdown-after", "loader-after-insert", "clickhouse-down") or not n.isdigit():
+        raise UserError(f"TALLYFLOW_FAULT '{settings.fault}' is not drawdown-after:N, loader-after-insert:N "
+                        "or clickhouse-down:S")
     if name != "drawdown-after":
         return None
     marker = settings.home / "faults" / f"{settings.topic_prefix}drawdown-after-{n}"

@@ -46,9 +46,10 @@ INSERT_SETTINGS = {
 class LoadStats:
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     batches: int = 0
+    retries: int = 0  # polls whose inserts failed and were read again
 
     def as_dict(self) -> dict:
-        return {"rows": dict(self.rows), "batches": self.batches}
+        return {"rows": dict(self.rows), "batches": self.batches, "retries": self.retries}
 
 
 class Loader:
@@ -56,6 +57,7 @@ class Loader:
         self.settings = settings
         self.client = client
         self.stats = LoadStats()
+        self._outage_since: float | None = None
         self._table_of = {settings.topic(t): table for t, table in JSON_TABLES.items()}
         self._dlq = settings.topic(topics.DLQ)
         self._consumer = Consumer({
@@ -121,8 +123,15 @@ class Loader:
                 self._positions[key] = max(self._positions.get(key, 0), m.offset())
             else:
                 raise UserError(f"loader cannot read {m.topic()}: {err.str()}")
-        for (topic, partition), batch in batches.items():
-            self._land(topic, partition, batch)
+        try:
+            for (topic, partition), batch in batches.items():
+                self._land(topic, partition, batch)
+        except UserError:
+            raise
+        except Exception as e:  # ClickHouse did not take a batch: commit nothing, read it all again
+            self._rewind(batches, e)
+            return 0
+        self._outage_since = None
         if batches:
             self._maybe_crash()
             commits = [TopicPartition(t, p, b[-1].offset() + 1) for (t, p), b in batches.items()]
@@ -131,6 +140,32 @@ class Loader:
                 self._positions[(tp.topic, tp.partition)] = max(self._positions.get((tp.topic, tp.partition), 0),
                                                                 tp.offset)
         return sum(len(b) for b in batches.values())
+
+    def _maybe_outage(self) -> None:
+        """TALLYFLOW_FAULT=clickhouse-down:S (chaos runs): every insert fails for S seconds from the
+        first one, as if ClickHouse were unreachable. (Embedded chdb cannot be cut from outside.)"""
+        name, _, seconds = self.settings.fault.partition(":")
+        if name != "clickhouse-down" or not seconds.isdigit():
+            return
+        self._fault_started = getattr(self, "_fault_started", None) or time.monotonic()
+        if time.monotonic() - self._fault_started < int(seconds):
+            raise ConnectionError(f"ClickHouse unreachable (TALLYFLOW_FAULT={self.settings.fault})")
+
+    def _rewind(self, batches: dict[tuple[str, int], list[Message]], error: Exception) -> None:
+        """An insert failed (ClickHouse unreachable, restarting, out of space): seek back to every
+        batch's first record and retry with backoff; a batch that did land is dropped again by its
+        deduplication token. Gives up after TALLYFLOW_LOADER_OUTAGE."""
+        for (topic, partition), batch in batches.items():
+            self._consumer.seek(TopicPartition(topic, partition, batch[0].offset()))
+            key = (topic, partition)
+            self._positions[key] = min(self._positions.get(key, 0), batch[0].offset())
+        now = time.monotonic()
+        self._outage_since = self._outage_since or now
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if now - self._outage_since > self.settings.loader_outage.total_seconds():
+            raise UserError(f"ClickHouse has refused inserts for {self.settings.loader_outage}: {first}")
+        self.stats.retries += 1
+        time.sleep(min(5.0, 0.5 * 2 ** min(self.stats.retries, 4)))  # backoff while ClickHouse is away
 
     def _maybe_crash(self) -> None:
         """TALLYFLOW_FAULT=loader-after-insert:N (chaos runs): the process dies once after the N-th
@@ -145,6 +180,7 @@ class Loader:
             os._exit(137)
 
     def _land(self, topic: str, partition: int, batch: list[Message]) -> None:
+        self._maybe_outage()
         token = f"{topic}/{partition}/{batch[0].offset()}-{batch[-1].offset()}"
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
         if topic == self._dlq:

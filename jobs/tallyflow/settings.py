@@ -24,7 +24,8 @@
 | TALLYFLOW_FLINK_CONF | (none) | extra Flink options, `key=value;key=value` (applied last) |
 | TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
 | TALLYFLOW_CREDIT_FLUSH | 200ms | credit usage is drawn down in micro-batches this long (per customer) |
-| TALLYFLOW_FAULT | (none) | tests only: `drawdown-after:N` or `loader-after-insert:N` (fail once) |
+| TALLYFLOW_LOADER_OUTAGE | 10min | how long the loader retries inserts ClickHouse refuses before it gives up |
+| TALLYFLOW_FAULT | (none) | tests only: `drawdown-after:N`, `loader-after-insert:N`, `clickhouse-down:S` |
 | TALLYFLOW_UNSAFE_AT_LEAST_ONCE | false | tests only (the chaos negative control): Kafka sinks without transactions |
 | TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
 """
@@ -120,6 +121,7 @@ class Settings:
     restart_attempts: int
     credit_flush: timedelta = timedelta(milliseconds=200)
     fault: str = ""
+    loader_outage: timedelta = timedelta(minutes=10)
     unsafe_at_least_once: bool = False
     flink_conf: tuple[tuple[str, str], ...] = ()
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
@@ -155,6 +157,7 @@ class Settings:
             require_known_customer=_bool("TALLYFLOW_REQUIRE_KNOWN_CUSTOMER", False),
             restart_attempts=_int("TALLYFLOW_RESTART_ATTEMPTS", 3),
             fault=os.environ.get("TALLYFLOW_FAULT", ""),
+            loader_outage=parse_duration(_env("TALLYFLOW_LOADER_OUTAGE", "10min"), "TALLYFLOW_LOADER_OUTAGE"),
             unsafe_at_least_once=_bool("TALLYFLOW_UNSAFE_AT_LEAST_ONCE", False),
             credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "200ms"), "TALLYFLOW_CREDIT_FLUSH"),
             flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),

@@ -1,5 +1,6 @@
-"""The short version of `make chaos`: a job kill and a loader crash between insert and commit,
-then every event is counted exactly once against the generator's manifest, and reconcile passes."""
+"""The short version of `make chaos`: a job kill, a loader crash between insert and commit and 15 s
+of refused ClickHouse inserts; then every event is counted exactly once against the generator's
+manifest, and reconcile passes."""
 
 from __future__ import annotations
 
@@ -24,4 +25,7 @@ def test_kill_and_loader_crash_lose_nothing_and_count_nothing_twice(tallyflow):
     assert (r["events_stored"], r["events_lost"]) == (40000, 0)
     assert (r["metered_events_lost"], r["metered_events_duplicated"]) == (0, 0)
     assert (r["reconcile_exit"], r["reconcile_discrepancies"]) == (0, 0)
-    assert {(f["fault"], f.get("exit")) for f in r["faults"]} == {("kill", -9), ("loader", 137)}
+    exits = {f["fault"]: f.get("exit") for f in r["faults"]}
+    # The faults run in a shuffled order: a loader fault after the input is all landed finds nothing
+    # to insert and exits 0 (make chaos, with a million events, always crashes it).
+    assert exits["kill"] == -9 and exits["clickhouse"] == 0 and exits["loader"] in (0, 137), r["faults"]
