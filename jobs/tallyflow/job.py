@@ -304,7 +304,7 @@ def _credits(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
     t_env.execute_sql("""CREATE TEMPORARY VIEW accepted_events AS
         SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims
         FROM classified WHERE kind IN ('on_time', 'adjust', 'too_late')""")
-    in_list = ", ".join(f"'{c}'" for c in customers)
+    in_list = ", ".join("'" + c.replace("'", "''") + "'" for c in customers)  # SQL string literals
     usage = t_env.sql_query(
         "SELECT customer_id, meter_id, qty, CAST(event_time AS TIMESTAMP_LTZ(3)) AS event_time FROM ("
         + " UNION ALL ".join(_meter_rows(m, "accepted_events") for m in credit_meters(catalog))

@@ -12,7 +12,6 @@ and how many events no balance update covered.
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
 import time
 from bisect import bisect_left
@@ -77,8 +76,8 @@ def _publish(settings: Settings, rate: int, seconds: int, warmup: int, sent: dic
 def run(settings: Settings, rate: int, seconds: int, warmup: int = 15) -> dict:
     if rate < 1 or seconds < 1:
         raise UserError("--rate and --seconds must be positive")
-    bench = replace(settings, topic_prefix=f"{settings.topic_prefix}lat{int(time.time())}.",
-                    clickhouse_url=f"chdb://{tempfile.mkdtemp(prefix='tallyflow-latency-')}")
+    # Only Kafka is involved: balance updates are read from the signals topic, not from ClickHouse.
+    bench = replace(settings, topic_prefix=f"{settings.topic_prefix}lat{int(time.time())}.")
     topics.ensure_topics(bench)
     cat = bench_catalog(CUSTOMERS)
     t_env = job.create_environment()
