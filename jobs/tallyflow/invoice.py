@@ -243,7 +243,9 @@ def render_table(invoices: list[Invoice]) -> str:
                 label = f"correction of {line['corrects']['period']}: {what}"
             elif label is None:
                 label = f"{line['meter']}{'{' + line['filter'] + '}' if line['filter'] else ''} ({line['model']})"
-            qty = line["quantity"] if line["type"] in ("usage", "correction") and line["meter"] else ""
+            qty = line["quantity"] if line["type"] in ("usage", "credits", "correction") and line["meter"] else ""
+            if line["type"] == "credits" and line["billable"] != "0":
+                qty = f"{line['quantity']} ({line['billable']} uncovered)"
             out.append(f"  {label:<44} {qty:>18} {line['amount']:>14}")
         out.append(f"  {'total':<44} {'':>18} {d['total']:>14}")
         out.append("")
