@@ -4,13 +4,14 @@ Every per-event step runs in Flink's JVM operators (DESIGN.md, performance facts
 
     Kafka events (raw bytes) -> TF_DECODE (JVM UDF: Confluent Avro decode + validation)
       -> ClassifyEvents (keyed JVM operator: dedup with state TTL = dedup horizon, conflicts,
-         lateness against its watermark, metrics) -> one row per record with its kind:
+         lateness against its watermark, metrics) -> one row per record with its kind
+      -> RouteEvents (JVM: JSON documents for the sinks, one row per event and meter):
          reject -> dead-letter topic (original key and bytes, reason in headers)
          duplicate | conflict -> duplicates topic
          on_time | adjust | too_late -> accepted topic (every accepted event, with its lateness)
-         on_time -> hourly TUMBLE windows per customer, meter and group -> usage topic
-         adjust (window closed less than the allowed lateness ago) -> adjustments topic
          too_late -> late topic
+         meter rows: on_time -> hourly TUMBLE windows per customer, meter and group -> usage topic
+                     adjust (window closed less than the allowed lateness ago) -> adjustments topic
       windows and adjustments -> rate-windows (keyed Python, per window) -> rated topic
       accepted credit-priced usage -> credit-batches (JVM micro-batches per customer, meter, second)
          + grants topic -> credit-drawdown (keyed Python, per customer) -> credit-ledger topic
@@ -79,6 +80,9 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         # Mini-batch would turn the keep-first dedup into an updating stream (not insert-only),
         # which Kafka append sinks refuse; window aggregates buffer on their own anyway.
         "table.exec.mini-batch.enabled": "false",
+        # Chained operators hand records on without a defensive copy: the planner's operators and
+        # ours never keep an input object past the call (CreditBatcher copies what it buffers).
+        "pipeline.object-reuse": "true",
     }.items():
         conf.set(key, value)
     if options.resume_from:
@@ -118,20 +122,33 @@ def _guarantee(settings: Settings) -> str:
     return "at-least-once" if settings.unsafe_at_least_once else "exactly-once"
 
 
+def _delivery(settings: Settings, topic_name: str, guarantee: str | None = None) -> str:
+    """WITH options of a sink's delivery guarantee: exactly-once sinks write in Kafka transactions."""
+    guarantee = guarantee or _guarantee(settings)
+    if guarantee != "exactly-once":
+        return f"'sink.delivery-guarantee' = '{guarantee}', 'properties.linger.ms' = '0'"
+    return f"""'sink.delivery-guarantee' = 'exactly-once',
+        'sink.transactional-id-prefix' = '{settings.topic_prefix}{topic_name}-sink',
+        'properties.transaction.timeout.ms' = '900000'"""
+
+
 def _json_sink(settings: Settings, table: str, topic_name: str, columns: str,
                guarantee: str | None = None) -> str:
-    topic = settings.topic(topic_name)
-    guarantee = guarantee or _guarantee(settings)
-    transactional = (f"""'sink.transactional-id-prefix' = '{settings.topic_prefix}{topic_name}-sink',
-        'properties.transaction.timeout.ms' = '900000'""" if guarantee == "exactly-once" else
-                     "'properties.linger.ms' = '0'")
     return f"""CREATE TEMPORARY TABLE {table} ({columns}) WITH (
-        {_kafka_common(settings, topic)},
+        {_kafka_common(settings, settings.topic(topic_name))},
         'format' = 'json',
         'json.encode.decimal-as-plain-number' = 'true',
         'json.timestamp-format.standard' = 'ISO-8601',
-        'sink.delivery-guarantee' = '{guarantee}',
-        {transactional}
+        {_delivery(settings, topic_name, guarantee)}
+    )"""
+
+
+def _bytes_sink(settings: Settings, table: str, topic_name: str) -> str:
+    """A sink of documents RouteEvents already encoded (JSON, one per record)."""
+    return f"""CREATE TEMPORARY TABLE {table} (v BYTES) WITH (
+        {_kafka_common(settings, settings.topic(topic_name))},
+        'format' = 'raw',
+        {_delivery(settings, topic_name)}
     )"""
 
 
@@ -165,42 +182,26 @@ def _source(settings: Settings, options: JobOptions, decoder_conf: str) -> str:
     )"""
 
 
-_EVENT_COLUMNS = """customer_id STRING, event_id STRING, event_type STRING, event_time TIMESTAMP_LTZ(3),
-    `values` MAP<STRING, DECIMAL(38, 12)>, dimensions MAP<STRING, STRING>, schema_id INT, on_time BOOLEAN,
-    lateness STRING, source_partition INT, source_offset BIGINT"""
+def meter_spec(catalog: Catalog) -> str:
+    """The catalog's meters as RouteEvents reads them: a line per meter, tab-separated, percent-encoded
+    (id, event_type, aggregation, value, group_by joined by commas)."""
+    q = lambda v: quote(v or "", safe="")  # noqa: E731
+    return "".join(f"{q(m.id)}\t{q(m.event_type)}\t{q(m.aggregation)}\t{q(m.value)}\t"
+                   f"{','.join(q(g) for g in m.group_by)}\n" for m in catalog.meters)
 
 
-def _group_key(meter: Meter) -> str:
-    """A canonical JSON object of the meter's group-by dimensions (sorted keys, absent omitted)."""
-    if not meter.group_by:
-        return "'{}'"
-    pairs = ", ".join(f"KEY '{k}' VALUE dims['{k}']" for k in sorted(meter.group_by))
-    return f"JSON_OBJECT({pairs} ABSENT ON NULL)"
-
-
-def _meter_rows(meter: Meter, source: str = "on_time_events", extra: str = "") -> str:
-    """One row per event that the meter counts: (customer, meter, group, quantity, time, extra)."""
-    extra = f", {extra}" if extra else ""
-    if meter.aggregation == "count":
-        qty, condition = "CAST(1 AS DECIMAL(38, 12))", ""
-    elif meter.aggregation == "unique_count":
-        # Windows count events here; distinct values are counted over the period in ClickHouse.
-        qty, condition = "CAST(1 AS DECIMAL(38, 12))", f" AND dims['{meter.value}'] IS NOT NULL"
-    else:
-        qty, condition = f"vals['{meter.value}']", f" AND vals['{meter.value}'] IS NOT NULL"
-    return (f"SELECT customer_id, '{meter.id}' AS meter_id, {_group_key(meter)} AS group_key, "
-            f"{qty} AS qty, event_time{extra} FROM {source} WHERE event_type = '{meter.event_type}'{condition}")
-
-
-def classify(t_env: StreamTableEnvironment, decoded, settings: Settings):
-    """Dedup, conflicts, lateness and metrics in one keyed JVM operator (jobs/jvm ClassifyEvents)."""
+def classify(t_env: StreamTableEnvironment, decoded, settings: Settings, catalog: Catalog) -> None:
+    """Dedup, conflicts, lateness and metrics (jobs/jvm ClassifyEvents), then the sink records and
+    one row per event and meter (RouteEvents), as the views `routed` and `meter_rows`."""
     from pyflink.java_gateway import get_gateway
     from pyflink.table import Table
 
     ms = lambda d: int(d.total_seconds() * 1000)  # noqa: E731
-    j_table = get_gateway().jvm.io.tallyflow.udf.Classifier.classify(
-        t_env._j_tenv, decoded._j_table, ms(settings.dedup_horizon), ms(settings.allowed_lateness), ms(settings.window))
-    return Table(j_table, t_env)
+    routed = get_gateway().jvm.io.tallyflow.udf.Classifier.classify(
+        t_env._j_tenv, decoded._j_table, ms(settings.dedup_horizon), ms(settings.allowed_lateness), ms(settings.window),
+        meter_spec(catalog))
+    t_env.create_temporary_view("routed", Table(routed.routed(), t_env))
+    t_env.create_temporary_view("meter_rows", Table(routed.metered(), t_env))
 
 
 def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, options: JobOptions) -> StatementSet:
@@ -217,47 +218,34 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
                CASE WHEN d.error IS NOT NULL THEN k END AS k, CASE WHEN d.error IS NOT NULL THEN v END AS v,
                kafka_partition, kafka_offset, kafka_time
         FROM raw_events""")
-    t_env.create_temporary_view("classified", classify(t_env, decoded, settings))
-    t_env.execute_sql("""CREATE TEMPORARY VIEW on_time_events AS
-        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims
-        FROM classified WHERE kind = 'on_time'""")
-    t_env.execute_sql(_json_sink(settings, "accepted_sink", topics.ACCEPTED, _EVENT_COLUMNS))
-    t_env.execute_sql(_json_sink(settings, "late_sink", topics.LATE, _EVENT_COLUMNS))
-    t_env.execute_sql(_json_sink(settings, "duplicates_sink", topics.DUPLICATES, """customer_id STRING,
-        event_id STRING, event_type STRING, event_time TIMESTAMP_LTZ(3), conflict BOOLEAN, payload_hash BIGINT,
-        source_partition INT, source_offset BIGINT"""))
+    classify(t_env, decoded, settings, catalog)
+    t_env.execute_sql(_bytes_sink(settings, "accepted_sink", topics.ACCEPTED))
+    t_env.execute_sql(_bytes_sink(settings, "late_sink", topics.LATE))
+    t_env.execute_sql(_bytes_sink(settings, "duplicates_sink", topics.DUPLICATES))
     t_env.execute_sql(_json_sink(settings, "usage_sink", topics.USAGE, """customer_id STRING, meter_id STRING,
         group_key STRING, window_start TIMESTAMP_LTZ(3), window_end TIMESTAMP_LTZ(3),
         quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12), event_count BIGINT"""))
-    dlq = settings.topic(topics.DLQ)
     t_env.execute_sql(f"""CREATE TEMPORARY TABLE dlq_sink (
         k BYTES, v BYTES, headers MAP<STRING, BYTES> METADATA
     ) WITH (
-        {_kafka_common(settings, dlq)},
+        {_kafka_common(settings, settings.topic(topics.DLQ))},
         'key.format' = 'raw', 'key.fields' = 'k',
         'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY',
-        'sink.delivery-guarantee' = '{_guarantee(settings)}',
-        'sink.transactional-id-prefix' = '{settings.topic_prefix}{topics.DLQ}-sink',
-        'properties.transaction.timeout.ms' = '900000'
+        {_delivery(settings, topics.DLQ)}
     )""")
 
     events_topic = settings.topic(topics.EVENTS)
     stmts = t_env.create_statement_set()
-    select_event = ("SELECT customer_id, event_id, event_type, rowtime, vals, dims, schema_id, kind = 'on_time', "
-                    "kind, kafka_partition, kafka_offset FROM classified")
-    stmts.add_insert_sql(f"INSERT INTO accepted_sink {select_event} WHERE kind IN ('on_time', 'adjust', 'too_late')")
-    stmts.add_insert_sql(f"INSERT INTO late_sink {select_event} WHERE kind = 'too_late'")
-    stmts.add_insert_sql("""INSERT INTO duplicates_sink
-        SELECT customer_id, event_id, event_type, rowtime, kind = 'conflict', payload_hash, kafka_partition,
-               kafka_offset FROM classified WHERE kind IN ('duplicate', 'conflict')""")
+    for sink in ("accepted", "late", "duplicates"):
+        stmts.add_insert_sql(f"INSERT INTO {sink}_sink SELECT v FROM routed WHERE sink = '{sink}'")
     stmts.add_insert_sql(f"""INSERT INTO dlq_sink
         SELECT k, v, MAP[
-            'tallyflow.reason', ENCODE(error, 'UTF-8'),
+            'tallyflow.reason', ENCODE(reason, 'UTF-8'),
             'tallyflow.source.topic', ENCODE('{events_topic}', 'UTF-8'),
             'tallyflow.source.partition', ENCODE(CAST(kafka_partition AS STRING), 'UTF-8'),
             'tallyflow.source.offset', ENCODE(CAST(kafka_offset AS STRING), 'UTF-8'),
             'tallyflow.source.timestamp', ENCODE(CAST(kafka_time AS STRING), 'UTF-8')
-        ] FROM classified WHERE kind = 'reject'""")
+        ] FROM routed WHERE sink = 'dlq'""")
     if catalog.meters:
         _windows(t_env, settings, catalog, stmts)
     if credit_meters(catalog):
@@ -301,14 +289,12 @@ def _credits(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
     customers = sorted({s.customer for s in catalog.subscriptions if s.plan in plans})
     if not customers:
         return
-    t_env.execute_sql("""CREATE TEMPORARY VIEW accepted_events AS
-        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims
-        FROM classified WHERE kind IN ('on_time', 'adjust', 'too_late')""")
     in_list = ", ".join("'" + c.replace("'", "''") + "'" for c in customers)  # SQL string literals
-    usage = t_env.sql_query(
-        "SELECT customer_id, meter_id, qty, CAST(event_time AS TIMESTAMP_LTZ(3)) AS event_time FROM ("
-        + " UNION ALL ".join(_meter_rows(m, "accepted_events") for m in credit_meters(catalog))
-        + f") WHERE customer_id IN ({in_list})")
+    meter_list = ", ".join("'" + m.id.replace("'", "''") + "'" for m in credit_meters(catalog))
+    # Every accepted event, whatever its lateness: credits follow event time.
+    usage = t_env.sql_query(f"""
+        SELECT customer_id, meter_id, qty, CAST(rowtime AS TIMESTAMP_LTZ(3)) AS event_time FROM meter_rows
+        WHERE meter_id IN ({meter_list}) AND customer_id IN ({in_list})""")
     flush_ms = int(settings.credit_flush / timedelta(milliseconds=1))
     batches = Table(get_gateway().jvm.io.tallyflow.udf.CreditBatcher.batch(t_env._j_tenv, usage._j_table, flush_ms),
                     t_env)
@@ -372,7 +358,7 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
     lateness, and the rating of both.
 
     Windows and adjustments leave the planner as one DataStream (one translation reading
-    `classified`; every further translation would convert each event again): the rater takes it
+    `meter_rows`; every further translation would convert each row again): the rater takes it
     as is, and the usage and adjustment sinks read it back (a few rows per window, cheap).
     """
     from pyflink.common import Types
@@ -380,14 +366,13 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
     from tallyflow import rating
 
     size = flink_interval(settings.window)
-    t_env.execute_sql("CREATE TEMPORARY VIEW metered AS " + " UNION ALL ".join(_meter_rows(m) for m in catalog.meters))
+    t_env.execute_sql("""CREATE TEMPORARY VIEW metered AS
+        SELECT customer_id, meter_id, group_key, qty, rowtime AS event_time FROM meter_rows WHERE kind = 'on_time'""")
     # Within the allowed lateness, each late event adjusts its window: a delta with a version
     # number per window (1, 2, ...), never an overwrite of what the window reported.
-    t_env.execute_sql("""CREATE TEMPORARY VIEW adjusting_events AS
-        SELECT customer_id, event_id, event_type, rowtime AS event_time, vals, dims, window_start, pt
-        FROM classified WHERE kind = 'adjust'""")
-    t_env.execute_sql("CREATE TEMPORARY VIEW adjusting_metered AS " + " UNION ALL ".join(
-        _meter_rows(m, "adjusting_events", "window_start, event_id, pt") for m in catalog.meters))
+    t_env.execute_sql("""CREATE TEMPORARY VIEW adjusting_metered AS
+        SELECT customer_id, meter_id, group_key, qty, window_start, event_id, pt FROM meter_rows
+        WHERE kind = 'adjust'""")
     # Decimals and times cross into Python as strings: exact, and free of PyFlink's legacy types.
     usage = t_env.to_data_stream(t_env.sql_query(f"""
         SELECT 'window' AS record, customer_id, meter_id, group_key, CAST(window_start AS STRING) AS window_start,
