@@ -5,7 +5,8 @@ over; its tasks deploy and the source starts reading) to its end: for the baseli
 reads the events topic and discards every record; for the pipeline, the metering job until
 ClickHouse holds every result (the loader drained). The time including planning and submission
 is reported next to it (`with_startup_seconds`). Fresh topics and a throwaway chdb store
-keep the bench away from real data; the broker is the configured one.
+keep the bench away from real data, and both are removed afterwards; the broker is the configured
+one.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def run(settings: Settings, events: int, customers: int, span: timedelta) -> dic
         }
     finally:
         shutil.rmtree(store, ignore_errors=True)
+        topics.delete_topics(bench)  # a bench writes gigabytes; repeated runs must not fill the broker
 
 
 def render(r: dict) -> str:

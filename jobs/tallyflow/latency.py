@@ -109,6 +109,7 @@ def run(settings: Settings, rate: int, seconds: int, warmup: int = 15) -> dict:
     finally:
         consumer.close()
         job_client.cancel()
+        topics.delete_topics(bench)
     if errors:
         raise UserError(f"publishing failed: {errors[0]}")
     return _report(rate, seconds, warmup, sent, updates)

@@ -68,6 +68,16 @@ def ensure_topics(settings: Settings) -> list[str]:
     return [t.topic for t in new]
 
 
+def delete_topics(settings: Settings) -> None:
+    """Deletes the prefix's topics (throwaway pipelines: the bench), best effort."""
+    client = admin(settings)
+    for fut in client.delete_topics([settings.topic(t) for t in ALL], operation_timeout=30).values():
+        try:
+            fut.result()
+        except KafkaException:
+            pass  # already gone, or the broker is down: nothing left to free
+
+
 JOB_INPUTS = (EVENTS, GRANTS)
 
 

@@ -48,8 +48,7 @@ public final class Classifier {
                 .keyBy((KeySelector<RowData, String>) positions::key, Types.STRING)
                 .process(new ClassifyEvents(horizonMs, allowedLatenessMs, windowMs, positions), rowType(names, types))
                 .name("classify-events")
-                .uid("classify-events")
-                .disableChaining();
+                .uid("classify-events");
 
         InternalTypeInfo<RowData> meteredType = rowType(
                 List.of("customer_id", "meter_id", "group_key", "qty", "kind", "window_start", "event_id"),

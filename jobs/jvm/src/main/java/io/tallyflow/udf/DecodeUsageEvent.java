@@ -24,7 +24,12 @@ import org.apache.avro.io.BinaryDecoder;
 import org.apache.avro.io.DecoderFactory;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.functions.ScalarFunction;
-import org.apache.flink.types.Row;
+import org.apache.flink.table.data.DecimalData;
+import org.apache.flink.table.data.GenericMapData;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.TimestampData;
 
 /**
  * TF_DECODE(value BYTES, config STRING): decodes and validates one Confluent-framed Avro usage event.
@@ -55,7 +60,7 @@ public class DecodeUsageEvent extends ScalarFunction {
     // The source table calls TF_DECODE twice per record (the row and its rowtime column): the
     // second call returns the first's result. A copy is kept because Flink may reuse buffers.
     private transient byte[] lastInput;
-    private transient Row lastResult;
+    private transient RowData lastResult;
 
     /** A resolving reader for one writer schema, or the reason it cannot be resolved. */
     private record Reader(GenericDatumReader<GenericRecord> datumReader, int valueScale, String error) {}
@@ -90,7 +95,8 @@ public class DecodeUsageEvent extends ScalarFunction {
         configured = config;
     }
 
-    public @DataTypeHint(RESULT_TYPE) Row eval(byte[] value, String config) {
+    /** Returns Flink's internal row, so the planner converts nothing (two maps per event). */
+    public @DataTypeHint(value = RESULT_TYPE, bridgedTo = RowData.class) RowData eval(byte[] value, String config) {
         if (!config.equals(configured)) {
             try {
                 configure(config);
@@ -101,7 +107,7 @@ public class DecodeUsageEvent extends ScalarFunction {
         if (value != null && lastInput != null && Arrays.equals(value, lastInput)) {
             return lastResult;
         }
-        Row result;
+        RowData result;
         try {
             result = decode(value);
         } catch (IOException e) {
@@ -116,7 +122,7 @@ public class DecodeUsageEvent extends ScalarFunction {
         return result;
     }
 
-    private Row decode(byte[] value) throws IOException, InterruptedException {
+    private RowData decode(byte[] value) throws IOException, InterruptedException {
         if (value == null) {
             return reject("empty record (null value)");
         }
@@ -169,7 +175,7 @@ public class DecodeUsageEvent extends ScalarFunction {
         return new Reader(new GenericDatumReader<>(writer, catalog.reader()), scale, null);
     }
 
-    private Row validate(int schemaId, GenericRecord rec, int writerScale) {
+    private RowData validate(int schemaId, GenericRecord rec, int writerScale) {
         String eventId = text(rec.get("event_id"));
         String customer = text(rec.get("customer_id"));
         String eventType = text(rec.get("event_type"));
@@ -194,7 +200,7 @@ public class DecodeUsageEvent extends ScalarFunction {
             return reject("event_time " + Instant.ofEpochMilli(eventTime) + " is more than "
                     + maxFutureMs / 1000 + " s in the future");
         }
-        Map<String, BigDecimal> vals = new HashMap<>();
+        Map<StringData, DecimalData> vals = new HashMap<>();
         for (Map.Entry<?, ?> e : ((Map<?, ?>) rec.get("values")).entrySet()) {
             String key = e.getKey().toString();
             BigDecimal q;
@@ -215,29 +221,31 @@ public class DecodeUsageEvent extends ScalarFunction {
             if (q.compareTo(maxQuantity) > 0 || q.unscaledValue().compareTo(MAX_UNSCALED) >= 0) {
                 return reject("value " + key + " exceeds the limit of " + maxQuantity.toPlainString());
             }
-            vals.put(key, q);
+            vals.put(StringData.fromString(key), DecimalData.fromBigDecimal(q, 38, SCALE));
         }
         Map<?, ?> rawDims = (Map<?, ?>) rec.get("dimensions");
         if (rawDims.size() > MAX_DIMENSIONS) {
             return reject("more than " + MAX_DIMENSIONS + " dimensions");
         }
-        Map<String, String> dims = new HashMap<>();
+        Map<StringData, StringData> dims = new HashMap<>();
         for (Map.Entry<?, ?> e : rawDims.entrySet()) {
             String k = e.getKey().toString();
             String v = e.getValue().toString();
             if (k.length() > MAX_DIMENSION_LENGTH || v.length() > MAX_DIMENSION_LENGTH) {
                 return reject("dimension " + k + " is longer than " + MAX_DIMENSION_LENGTH + " characters");
             }
-            dims.put(k, v);
+            dims.put(StringData.fromString(k), StringData.fromString(v));
         }
-        return Row.of(null, schemaId, eventId, customer, eventType, Instant.ofEpochMilli(eventTime), vals, dims);
+        return GenericRowData.of(null, schemaId, StringData.fromString(eventId), StringData.fromString(customer),
+                StringData.fromString(eventType), TimestampData.fromEpochMillis(eventTime), new GenericMapData(vals),
+                new GenericMapData(dims));
     }
 
     private static String text(Object o) {
         return o == null ? "" : o.toString();
     }
 
-    private static Row reject(String reason) {
-        return Row.of(reason, null, null, null, null, null, null, null);
+    private static RowData reject(String reason) {
+        return GenericRowData.of(StringData.fromString(reason), null, null, null, null, null, null, null);
     }
 }
