@@ -2,12 +2,12 @@ package io.tallyflow.udf;
 
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
-import java.time.LocalDate;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.streaming.api.functions.ProcessFunction;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.DecimalData;
@@ -41,12 +41,12 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
     private static final StringData DLQ = StringData.fromString("dlq");
     private static final DecimalData ONE = DecimalData.fromBigDecimal(java.math.BigDecimal.ONE, 38, 12);
     private static final StringData EMPTY_GROUP = StringData.fromString("{}");
-    private static final char[] HEX = "0123456789ABCDEF".toCharArray();
 
     private final OutputTag<RowData> metered;
     private final In f;
-    private final Map<String, List<Meter>> metersByType;
-    private transient StringBuilder sb;
+    private final String meterSpec;
+    private transient Map<String, List<Meter>> metersByType;
+    private transient JsonBytes json;
 
     /** Positions of the classified columns this function reads. */
     public static final class In implements java.io.Serializable {
@@ -82,25 +82,32 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
     }
 
     /** One meter of the catalog, as the job builder renders it (see {@link #parseMeters}). */
-    static final class Meter implements java.io.Serializable {
-        final String id;
+    static final class Meter {
+        final StringData id;
         final String aggregation;
-        final String value;
-        final String[] groupBy;  // sorted
+        final StringData value;
+        final StringData[] groupBy;  // sorted by name
 
         Meter(String id, String aggregation, String value, String[] groupBy) {
-            this.id = id;
+            Arrays.sort(groupBy);
+            this.id = StringData.fromString(id);
             this.aggregation = aggregation;
-            this.value = value;
-            this.groupBy = groupBy;
-            Arrays.sort(this.groupBy);
+            this.value = value == null ? null : StringData.fromString(value);
+            this.groupBy = Arrays.stream(groupBy).map(StringData::fromString).toArray(StringData[]::new);
         }
     }
 
     public RouteEvents(OutputTag<RowData> metered, In fields, String meterSpec) {
         this.metered = metered;
         this.f = fields;
-        this.metersByType = parseMeters(meterSpec);
+        this.meterSpec = meterSpec;
+        parseMeters(meterSpec);  // a bad spec fails while the job is built, not in a task
+    }
+
+    @Override
+    public void open(OpenContext openContext) {
+        metersByType = parseMeters(meterSpec);
+        json = new JsonBytes();
     }
 
     /**
@@ -134,9 +141,6 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
 
     @Override
     public void processElement(RowData in, Context ctx, Collector<RowData> out) {
-        if (sb == null) {
-            sb = new StringBuilder(512);
-        }
         if (!in.isNullAt(f.error)) {
             out.collect(GenericRowData.of(DLQ, in.isNullAt(f.k) ? null : in.getBinary(f.k),
                     in.isNullAt(f.v) ? null : in.getBinary(f.v), copy(in.getString(f.error)),
@@ -174,8 +178,12 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
             DecimalData qty;
             switch (m.aggregation) {
                 case "count" -> qty = ONE;
-                case "unique_count" -> qty = lookup(in.getMap(f.dims), m.value) == null ? null : ONE;
-                default -> qty = decimal(in.getMap(f.vals), m.value);
+                case "unique_count" -> qty = find(in.getMap(f.dims), m.value) < 0 ? null : ONE;
+                default -> {
+                    MapData vals = in.getMap(f.vals);
+                    int i = find(vals, m.value);
+                    qty = i < 0 ? null : vals.valueArray().getDecimal(i, 38, 12).copy();
+                }
             }
             if (qty == null) {
                 continue;
@@ -185,7 +193,7 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
                 kindData = StringData.fromString(kind);
                 eventId = copy(in.getString(f.eventId));
             }
-            ctx.output(metered, GenericRowData.of(customer, StringData.fromString(m.id), groupKey(in, m), qty,
+            ctx.output(metered, GenericRowData.of(customer, m.id, groupKey(in, m), qty,
                     kindData, in.isNullAt(f.windowStart) ? null : in.getTimestamp(f.windowStart, 3), eventId));
         }
     }
@@ -195,153 +203,84 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
             return EMPTY_GROUP;
         }
         MapData dims = in.getMap(f.dims);
-        sb.setLength(0);
-        sb.append('{');
-        for (String dim : m.groupBy) {
-            String value = lookup(dims, dim);
-            if (value != null) {
-                if (sb.length() > 1) {
-                    sb.append(',');
+        json.reset().ch('{');
+        for (StringData dim : m.groupBy) {
+            int i = find(dims, dim);
+            if (i >= 0 && !dims.valueArray().isNullAt(i)) {
+                if (json.length() > 1) {
+                    json.ch(',');
                 }
-                quote(sb, dim).append(':');
-                quote(sb, value);
+                json.string(dim).ch(':').string(dims.valueArray().getString(i));
             }
         }
-        return StringData.fromString(sb.append('}').toString());
+        return StringData.fromBytes(json.ch('}').toBytes());
     }
 
-    private static String lookup(MapData map, String key) {
+    /** The position of key in map, or -1 (compared as UTF-8 bytes, nothing decoded). */
+    private static int find(MapData map, StringData key) {
         ArrayData keys = map.keyArray();
         for (int i = 0; i < map.size(); i++) {
-            if (keys.getString(i).toString().equals(key)) {
-                ArrayData values = map.valueArray();
-                return values.isNullAt(i) ? null : values.getString(i).toString();
+            if (key.equals(keys.getString(i))) {
+                return i;
             }
         }
-        return null;
-    }
-
-    private static DecimalData decimal(MapData map, String key) {
-        ArrayData keys = map.keyArray();
-        for (int i = 0; i < map.size(); i++) {
-            if (keys.getString(i).toString().equals(key)) {
-                ArrayData values = map.valueArray();
-                return values.isNullAt(i) ? null : values.getDecimal(i, 38, 12).copy();
-            }
-        }
-        return null;
+        return -1;
     }
 
     private byte[] eventJson(RowData in, String kind) {
-        sb.setLength(0);
-        sb.append("{\"customer_id\":");
-        quote(sb, in.getString(f.customer).toString());
-        sb.append(",\"event_id\":");
-        quote(sb, in.getString(f.eventId).toString());
-        sb.append(",\"event_type\":");
-        quote(sb, in.getString(f.eventType).toString());
-        sb.append(",\"event_time\":");
-        time(sb, in.getTimestamp(f.eventTime, 3).getMillisecond());
-        sb.append(",\"values\":{");
+        json.reset().raw("{\"customer_id\":").string(in.getString(f.customer))
+                .raw(",\"event_id\":").string(in.getString(f.eventId))
+                .raw(",\"event_type\":").string(in.getString(f.eventType))
+                .raw(",\"event_time\":").time(in.getTimestamp(f.eventTime, 3).getMillisecond())
+                .raw(",\"values\":{");
         MapData vals = in.getMap(f.vals);
         ArrayData keys = vals.keyArray();
         ArrayData values = vals.valueArray();
         for (int i = 0; i < vals.size(); i++) {
             if (i > 0) {
-                sb.append(',');
+                json.ch(',');
             }
-            quote(sb, keys.getString(i).toString()).append(':');
-            sb.append(values.isNullAt(i) ? "null" : values.getDecimal(i, 38, 12).toBigDecimal().toPlainString());
+            json.string(keys.getString(i)).ch(':');
+            if (values.isNullAt(i)) {
+                json.raw("null");
+            } else {
+                json.decimal(values.getDecimal(i, 38, 12));
+            }
         }
-        sb.append("},\"dimensions\":{");
+        json.raw("},\"dimensions\":{");
         MapData dims = in.getMap(f.dims);
         keys = dims.keyArray();
         values = dims.valueArray();
         for (int i = 0; i < dims.size(); i++) {
             if (i > 0) {
-                sb.append(',');
+                json.ch(',');
             }
-            quote(sb, keys.getString(i).toString()).append(':');
+            json.string(keys.getString(i)).ch(':');
             if (values.isNullAt(i)) {
-                sb.append("null");
+                json.raw("null");
             } else {
-                quote(sb, values.getString(i).toString());
+                json.string(values.getString(i));
             }
         }
-        sb.append("},\"schema_id\":").append(in.getInt(f.schemaId));
-        sb.append(",\"on_time\":").append(kind.equals("on_time"));
-        sb.append(",\"lateness\":\"").append(kind).append('"');
-        sb.append(",\"source_partition\":").append(in.getInt(f.partition));
-        sb.append(",\"source_offset\":").append(in.getLong(f.offset)).append('}');
-        return sb.toString().getBytes(StandardCharsets.UTF_8);
+        return json.raw("},\"schema_id\":").number(in.getInt(f.schemaId))
+                .raw(",\"on_time\":").bool(kind.equals("on_time"))
+                .raw(",\"lateness\":\"").raw(kind).ch('"')
+                .raw(",\"source_partition\":").number(in.getInt(f.partition))
+                .raw(",\"source_offset\":").number(in.getLong(f.offset)).ch('}').toBytes();
     }
 
     private byte[] duplicateJson(RowData in, String kind) {
-        sb.setLength(0);
-        sb.append("{\"customer_id\":");
-        quote(sb, in.getString(f.customer).toString());
-        sb.append(",\"event_id\":");
-        quote(sb, in.getString(f.eventId).toString());
-        sb.append(",\"event_type\":");
-        quote(sb, in.getString(f.eventType).toString());
-        sb.append(",\"event_time\":");
-        time(sb, in.getTimestamp(f.eventTime, 3).getMillisecond());
-        sb.append(",\"conflict\":").append(kind.equals("conflict"));
-        sb.append(",\"payload_hash\":").append(in.getLong(f.payloadHash));
-        sb.append(",\"source_partition\":").append(in.getInt(f.partition));
-        sb.append(",\"source_offset\":").append(in.getLong(f.offset)).append('}');
-        return sb.toString().getBytes(StandardCharsets.UTF_8);
+        return json.reset().raw("{\"customer_id\":").string(in.getString(f.customer))
+                .raw(",\"event_id\":").string(in.getString(f.eventId))
+                .raw(",\"event_type\":").string(in.getString(f.eventType))
+                .raw(",\"event_time\":").time(in.getTimestamp(f.eventTime, 3).getMillisecond())
+                .raw(",\"conflict\":").bool(kind.equals("conflict"))
+                .raw(",\"payload_hash\":").number(in.getLong(f.payloadHash))
+                .raw(",\"source_partition\":").number(in.getInt(f.partition))
+                .raw(",\"source_offset\":").number(in.getLong(f.offset)).ch('}').toBytes();
     }
 
     private static StringData copy(StringData s) {
         return StringData.fromBytes(s.toBytes());
-    }
-
-    /** A JSON string with Jackson's escaping (the escaping Flink's JSON_OBJECT used). */
-    static StringBuilder quote(StringBuilder sb, String s) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                case '\b' -> sb.append("\\b");
-                case '\f' -> sb.append("\\f");
-                default -> {
-                    if (c < 0x20) {
-                        sb.append("\\u00").append(HEX[c >> 4]).append(HEX[c & 0xF]);
-                    } else {
-                        sb.append(c);
-                    }
-                }
-            }
-        }
-        return sb.append('"');
-    }
-
-    /** ISO-8601 UTC with milliseconds, e.g. "2026-10-31T23:59:59.999Z". */
-    static void time(StringBuilder sb, long epochMs) {
-        long days = Math.floorDiv(epochMs, 86_400_000L);
-        long ms = Math.floorMod(epochMs, 86_400_000L);
-        LocalDate d = LocalDate.ofEpochDay(days);
-        sb.append('"');
-        pad(sb, d.getYear(), 4).append('-');
-        pad(sb, d.getMonthValue(), 2).append('-');
-        pad(sb, d.getDayOfMonth(), 2).append('T');
-        pad(sb, (int) (ms / 3_600_000), 2).append(':');
-        pad(sb, (int) (ms / 60_000 % 60), 2).append(':');
-        pad(sb, (int) (ms / 1000 % 60), 2).append('.');
-        pad(sb, (int) (ms % 1000), 3).append("Z\"");
-    }
-
-    private static StringBuilder pad(StringBuilder sb, int v, int width) {
-        String s = Integer.toString(v);
-        for (int i = s.length(); i < width; i++) {
-            sb.append('0');
-        }
-        return sb.append(s);
     }
 }
