@@ -26,11 +26,13 @@ class RunResult:
     job_seconds: float = 0.0  # from submitting the job to the last result landed
     running_seconds: float = 0.0  # from the job reaching RUNNING (sources about to read) to the last result
     resumed_from: str | None = None  # the checkpoint restored (`run --resume`)
+    reading_seconds: float | None = None  # from the first event read (jobs/jvm FirstEvent) to the last result
 
     def as_dict(self) -> dict:
         return {"status": self.status, "seconds": round(self.seconds, 3), "job_seconds": round(self.job_seconds, 3),
-                "running_seconds": round(self.running_seconds, 3), "resumed_from": self.resumed_from,
-                "loaded": self.loaded}
+                "running_seconds": round(self.running_seconds, 3),
+                "reading_seconds": None if self.reading_seconds is None else round(self.reading_seconds, 3),
+                "resumed_from": self.resumed_from, "loaded": self.loaded}
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -86,12 +88,13 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
         if bounds is not None:
             checkpoints.write_bounds(settings, str(job_client.get_job_id()), bounds)
         watch = (settings, bounds) if restore and bounds is not None else None
-        status = _supervise(job_client, loader, stop, on_progress, watch)
+        status, first_ms = _supervise(job_client, loader, stop, on_progress, watch)
         if status == "FINISHED":  # its last checkpoint holds finished operators: nothing to resume
             checkpoints.mark_finished(settings, str(job_client.get_job_id()))
         now = time.monotonic()
+        reading = time.time() - first_ms / 1000 if first_ms else None
         return RunResult(status, now - started, loader.stats.as_dict(), now - submitted, now - running,
-                         str(restore) if restore else None)
+                         str(restore) if restore else None, reading)
     except KeyboardInterrupt:
         stop["requested"] = True
         return RunResult("CANCELED", time.monotonic() - started, loader.stats.as_dict())
@@ -163,11 +166,19 @@ def _drain(job_client, directory: str) -> None:
         time.sleep(1.0)  # backoff between attempts, bounded by the attempt count
 
 
-def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) -> str:
+def first_event_ms(execution_result) -> int | None:
+    """When the job read its first event (epoch ms), from the accumulator jobs/jvm FirstEvent keeps."""
+    value = execution_result.get_accumulator_result("tallyflow.first-event-ms")
+    # LongMinimum starts at Long.MAX_VALUE: a job that read nothing has no first event.
+    return int(value) if value is not None and int(value) < 2**62 else None
+
+
+def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) -> tuple[str, int | None]:
     # The local MiniCluster shuts down with the job, so the job's end is read from its
     # execution-result future, never by asking for a status afterwards.
     result = job_client.get_job_execution_result()
     status = "RUNNING"
+    first = None
     canceled = False
     last_report = last_check = 0.0
     while status == "RUNNING":
@@ -188,7 +199,7 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) 
             _drain(job_client, (checkpoints.root(loader.settings) / "savepoints").resolve().as_uri())
         if result.done():
             try:
-                result.result()
+                first = first_event_ms(result.result())
                 status = "FINISHED"
             except Exception as e:  # py4j wraps the Java failure
                 if not canceled:
@@ -198,4 +209,4 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) 
     ends = loader.end_offsets()
     while not loader.drained(ends):
         loader.poll(timeout=0.2)
-    return status
+    return status, first

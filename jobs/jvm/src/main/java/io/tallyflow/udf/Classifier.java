@@ -38,7 +38,7 @@ public final class Classifier {
     public static Routed classify(StreamTableEnvironment tEnv, Table decoded, long horizonMs,
                                   long allowedLatenessMs, long windowMs, String meterSpec) {
         DataType inType = decoded.getResolvedSchema().toPhysicalRowDataType().bridgedTo(RowData.class);
-        DataStream<RowData> in = tEnv.toDataStream(decoded, inType);
+        DataStream<RowData> in = FirstEvent.mark(tEnv.toDataStream(decoded, inType));
         List<String> names = new ArrayList<>(DataType.getFieldNames(inType));
         List<DataType> types = new ArrayList<>(DataType.getFieldDataTypes(inType));
         names.addAll(List.of("kind", "window_start", "payload_hash"));
