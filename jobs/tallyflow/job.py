@@ -127,9 +127,12 @@ def _delivery(settings: Settings, topic_name: str, guarantee: str | None = None)
     guarantee = guarantee or _guarantee(settings)
     if guarantee != "exactly-once":
         return f"'sink.delivery-guarantee' = '{guarantee}', 'properties.linger.ms' = '0'"
+    # Records become visible at the checkpoint anyway: lingering a few ms fills large batches,
+    # which costs the broker and the producer's network thread far fewer requests.
     return f"""'sink.delivery-guarantee' = 'exactly-once',
         'sink.transactional-id-prefix' = '{settings.topic_prefix}{topic_name}-sink',
-        'properties.transaction.timeout.ms' = '900000'"""
+        'properties.transaction.timeout.ms' = '900000',
+        'properties.linger.ms' = '20', 'properties.batch.size' = '524288'"""
 
 
 def _json_sink(settings: Settings, table: str, topic_name: str, columns: str,
