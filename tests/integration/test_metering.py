@@ -18,6 +18,7 @@ CATALOG = {
         {"id": "calls", "event_type": "api_call", "aggregation": "count"},
         {"id": "gauge", "event_type": "gauge", "aggregation": "latest", "value": "v"},
         {"id": "seats", "event_type": "login", "aggregation": "unique_count", "value": "user"},
+        {"id": "tagged", "event_type": "tagged", "aggregation": "sum", "value": "v", "group_by": ["tier", "region"]},
     ],
     "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
                "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "1"},
@@ -33,8 +34,13 @@ def ev(event_id: str, t: str, event_type: str = "api_call", **kw) -> dict:
             "event_time": f"2026-10-05T{t}Z", "values": values, "dimensions": kw}
 
 
+# Dimension values JSON must escape (the job writes the JSON documents itself: RouteEvents).
+AWKWARD = {"region": 'eu "west" \\ 1', "tier": "gr\u00fcn\n\t\u2713 \U0001F600 \u0001"}
+
 EVENTS = [
-    ev("a", "10:00:00"), ev("login-1", "10:05:00", "login", user="u1"), ev("b", "10:30:00"),
+    ev("a", "10:00:00"),
+    ev("t1", "10:01:00", "tagged", v="2.50", **AWKWARD), ev("t2", "10:02:00", "tagged", v="1", region="us"),
+    ev("login-1", "10:05:00", "login", user="u1"), ev("b", "10:30:00"),
     ev("c", "11:10:00"),                          # watermark now 11:05
     ev("late-ok", "10:45:00"),                    # behind it; window 10-11 closed < 1 h ago: adjusts
     ev("login-2", "11:11:00", "login", user="u1"),
@@ -91,6 +97,18 @@ def test_duplicates_and_conflicts_are_stored_not_billed(metering):
     # seats: u1 and u2 over the month (hourly uniques would add up to 3).
     assert quantities == {"calls": "6", "gauge": "9", "seats": "2"}
     assert invoice["total"] == "35.00"
+
+
+def test_group_keys_and_documents_survive_awkward_text(metering):
+    """Group keys are canonical JSON (sorted keys, absent dimensions omitted); the accepted-event
+    document carries every dimension byte for byte and decimals exactly."""
+    windows = metering.sql("""SELECT group_key, toString(sum(quantity)) AS q FROM usage_windows FINAL
+                              WHERE meter_id = 'tagged' GROUP BY group_key ORDER BY q""")
+    assert [(json.loads(w["group_key"]), w["q"]) for w in windows] == [({"region": "us"}, "1"), (AWKWARD, "2.5")]
+    assert windows[0]["group_key"] == '{"region":"us"}'
+    assert windows[1]["group_key"] == json.dumps(AWKWARD, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    (event,) = metering.sql("SELECT dimensions, toString(`values`['v']) AS v FROM events FINAL WHERE event_id = 't1'")
+    assert event == {"dimensions": AWKWARD, "v": "2.5"}
 
 
 WINDOW_TOTALS = """
