@@ -413,13 +413,29 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog
     stmts.add_insert("rated_sink", t_env.from_data_stream(rated))
 
 
+# Read by the state backend and the local MiniCluster from the environment's configuration (set on
+# a job's table config they are silently ignored); on a Flink cluster, put them in its config.yaml.
+# Nearly every dedup lookup is a miss (a new event). Without these, once the dedup state outgrew
+# the block cache (2.5M events), every lookup reloaded a whole SST index block: measured 2,177
+# events/s instead of 27,000.
+ENVIRONMENT_OPTIONS = {
+    "state.backend.rocksdb.use-bloom-filter": "true",  # a miss is answered without a data block
+    "state.backend.rocksdb.memory.partitioned-index-filters": "true",  # cache 4 KiB index pieces
+    "taskmanager.memory.managed.size": "512m",  # RocksDB's block cache and write buffers (local)
+}
+
+
 def create_environment() -> StreamTableEnvironment:
     """A streaming table environment on the local MiniCluster (or the cluster `flink run` gives)."""
+    from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings
 
     _python_path_for_embedded_workers()
-    env = StreamExecutionEnvironment.get_execution_environment()
+    conf = Configuration()
+    for key, value in ENVIRONMENT_OPTIONS.items():
+        conf.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
     t_env.get_config().set("python.executable", sys.executable)
     return t_env
