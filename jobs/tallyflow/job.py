@@ -427,15 +427,16 @@ ENVIRONMENT_OPTIONS = {
 
 def create_environment() -> StreamTableEnvironment:
     """A streaming table environment on the local MiniCluster (or the cluster `flink run` gives)."""
-    from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings
 
     _python_path_for_embedded_workers()
-    conf = Configuration()
+    env = StreamExecutionEnvironment.get_execution_environment()
+    # Into the environment's own configuration: an environment created from a Configuration
+    # instead lost the job's checkpoint restore (the chaos test saw windows counted twice).
+    j_conf = env._j_stream_execution_environment.getConfiguration()
     for key, value in ENVIRONMENT_OPTIONS.items():
-        conf.set_string(key, value)
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
+        j_conf.setString(key, value)
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
     t_env.get_config().set("python.executable", sys.executable)
     return t_env
