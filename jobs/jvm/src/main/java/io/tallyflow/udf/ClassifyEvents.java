@@ -64,10 +64,10 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
             offset = at(names, "kafka_offset");
         }
 
-        private static int at(List<String> names, String name) {
+        static int at(List<String> names, String name) {
             int i = names.indexOf(name);
             if (i < 0) {
-                throw new IllegalArgumentException("classifier input lacks column " + name);
+                throw new IllegalArgumentException("job input lacks column " + name);
             }
             return i;
         }

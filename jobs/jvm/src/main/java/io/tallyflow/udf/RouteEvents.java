@@ -72,12 +72,8 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
             payloadHash = at(names, "payload_hash");
         }
 
-        static int at(List<String> names, String name) {
-            int i = names.indexOf(name);
-            if (i < 0) {
-                throw new IllegalArgumentException("classified input lacks column " + name);
-            }
-            return i;
+        private static int at(List<String> names, String name) {
+            return ClassifyEvents.Fields.at(names, name);
         }
     }
 
@@ -227,12 +223,16 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
         return -1;
     }
 
-    private byte[] eventJson(RowData in, String kind) {
-        json.reset().raw("{\"customer_id\":").string(in.getString(f.customer))
+    /** The fields every event document starts with: customer, id, type and event time. */
+    private JsonBytes eventHead(RowData in) {
+        return json.reset().raw("{\"customer_id\":").string(in.getString(f.customer))
                 .raw(",\"event_id\":").string(in.getString(f.eventId))
                 .raw(",\"event_type\":").string(in.getString(f.eventType))
-                .raw(",\"event_time\":").time(in.getTimestamp(f.eventTime, 3).getMillisecond())
-                .raw(",\"values\":{");
+                .raw(",\"event_time\":").time(in.getTimestamp(f.eventTime, 3).getMillisecond());
+    }
+
+    private byte[] eventJson(RowData in, String kind) {
+        eventHead(in).raw(",\"values\":{");
         MapData vals = in.getMap(f.vals);
         ArrayData keys = vals.keyArray();
         ArrayData values = vals.valueArray();
@@ -270,11 +270,7 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
     }
 
     private byte[] duplicateJson(RowData in, String kind) {
-        return json.reset().raw("{\"customer_id\":").string(in.getString(f.customer))
-                .raw(",\"event_id\":").string(in.getString(f.eventId))
-                .raw(",\"event_type\":").string(in.getString(f.eventType))
-                .raw(",\"event_time\":").time(in.getTimestamp(f.eventTime, 3).getMillisecond())
-                .raw(",\"conflict\":").bool(kind.equals("conflict"))
+        return eventHead(in).raw(",\"conflict\":").bool(kind.equals("conflict"))
                 .raw(",\"payload_hash\":").number(in.getLong(f.payloadHash))
                 .raw(",\"source_partition\":").number(in.getInt(f.partition))
                 .raw(",\"source_offset\":").number(in.getLong(f.offset)).ch('}').toBytes();
