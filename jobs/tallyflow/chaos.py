@@ -146,17 +146,24 @@ class Chaos:
         return (self.broker_restart and not self.settings.kafka_bootstrap
                 and stack.status(self.settings)["kafka"].get("pid") is not None)
 
-    @staticmethod
-    def _finish(proc: subprocess.Popen) -> None:
+    def _finish(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
-        for _ in proc.stdout:
-            pass
+        for line in proc.stdout:
+            self._note(line)
         proc.wait()
+
+    def _note(self, line: str) -> None:
+        """Counts the runs whose final source offsets the runner had to commit (runner._commit_bounds)."""
+        if "the runner committed them" in line:
+            self.report["runs_with_uncommitted_final_offsets"] = self.report.get(
+                "runs_with_uncommitted_final_offsets", 0) + 1
 
     def complete(self) -> None:
         started = time.monotonic()
         proc = self._run()
         out = proc.communicate()[0]
+        for line in out.splitlines():
+            self._note(line)
         if proc.returncode != 0:
             raise UserError(f"the final run failed: {out.strip().splitlines()[-1] if out.strip() else proc.returncode}")
         self.report["final_run_seconds"] = round(time.monotonic() - started, 1)

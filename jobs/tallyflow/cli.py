@@ -64,8 +64,10 @@ def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from tallyflow import producer
+    from tallyflow import producer, topics
 
+    # Without its topic every send would fail one by one; create the pipeline's topics (as `run` does).
+    topics.ensure_topics(settings)
     if args.file:
         report = producer.produce_file(settings, Path(args.file))
     else:
@@ -94,6 +96,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     result = runner.run(settings, args.catalog, bounded=args.bounded, on_progress=progress, resume=args.resume)
     d = result.as_dict()
+    if result.offsets_committed:
+        print(f"the Kafka source left the final offsets of {result.offsets_committed} input partition(s) "
+              "uncommitted; the runner committed them", file=sys.stderr)
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
     emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}")
     return 0 if result.status in ("FINISHED", "CANCELED") else 1

@@ -46,6 +46,9 @@ class JobOptions:
     checkpoint_dir: str | None = None
     resume_from: str | None = None  # a retained checkpoint to restore (checkpoints.latest)
     credit_seeds: dict | None = None  # drawdown states from the ledger (balance.drawdown_seeds)
+    # Where a bounded run stops ("topic:partition" -> end offset, topics.input_ends); without it a
+    # bounded source stops at the ends it finds when it starts reading.
+    bounds: dict[str, int] | None = None
 
 
 def jar_urls(settings: Settings) -> list[str]:
@@ -157,7 +160,14 @@ def _bytes_sink(settings: Settings, table: str, topic_name: str) -> str:
 
 def _raw_source(settings: Settings, options: JobOptions, topic: str, extra: str = "") -> str:
     """WITH options of a raw-bytes Kafka source read by the job's consumer group, committed only."""
-    bounded = ", 'scan.bounded.mode' = 'latest-offset'" if options.bounded else ""
+    bounded = ""
+    if options.bounded:
+        ends = [(int(tp.rsplit(":", 1)[1]), end) for tp, end in sorted((options.bounds or {}).items())
+                if tp.rsplit(":", 1)[0] == settings.topic(topic)]
+        # Exactly the ends the runner recorded, so it knows where the job stopped (see runner.run).
+        bounded = (", 'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = '"
+                   + ";".join(f"partition:{p},offset:{end}" for p, end in ends) + "'"
+                   if ends else ", 'scan.bounded.mode' = 'latest-offset'")
     return f"""{_kafka_common(settings, settings.topic(topic))},
         'properties.group.id' = '{settings.topic_prefix}{JOB_GROUP}',
         'properties.isolation.level' = 'read_committed',

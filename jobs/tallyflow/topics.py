@@ -107,3 +107,21 @@ def group_positions(settings: Settings, group: str) -> dict[str, int]:
     except KafkaException as e:
         raise UserError(f"cannot read the offsets of group {group}: {e.args[0]}") from None
     return {f"{tp.topic}:{tp.partition}": tp.offset for tp in result.topic_partitions if tp.offset >= 0}
+
+
+def advance_group(settings: Settings, group: str, ends: dict[str, int]) -> int:
+    """Commit `ends` for a consumer group where it has committed less; how many partitions moved."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    done = group_positions(settings, group)
+    behind = [TopicPartition(tp.rsplit(":", 1)[0], int(tp.rsplit(":", 1)[1]), end)
+              for tp, end in sorted(ends.items()) if done.get(tp, 0) < end]
+    if not behind:
+        return 0
+    client = admin(settings)
+    try:
+        futures = client.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, behind)])
+        next(iter(futures.values())).result()
+    except KafkaException as e:
+        raise UserError(f"cannot commit the offsets of group {group}: {e.args[0]}") from None
+    return len(behind)
