@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from tallyflow import generator, job, producer, runner, topics
+from tallyflow import checkpoints, generator, job, producer, runner, topics
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings
 
@@ -100,6 +100,7 @@ def run(settings: Settings, events: int, customers: int, span: timedelta) -> dic
         }
     finally:
         shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(checkpoints.root(bench), ignore_errors=True)
         topics.delete_topics(bench)  # a bench writes gigabytes; repeated runs must not fill the broker
 
 

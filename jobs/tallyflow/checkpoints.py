@@ -1,55 +1,45 @@
-"""Where a pipeline's checkpoints live and which one `tallyflow run --resume` restores.
+"""Where a pipeline's Flink state lives between runs, and which snapshot the next run restores.
 
 Each pipeline (topic prefix) checkpoints under $TALLYFLOW_HOME/checkpoints/<prefix>/<job id>/
-chk-<n>/; checkpoints are retained when a job is cancelled or killed, so a later run can restore
-the newest complete one (its `_metadata` is written last). A job that finished its bounded input
-is marked `_finished`: its final checkpoint holds only finished operators, nothing to resume.
+chk-<n>/ (retained when a job is cancelled or killed) and ends a bounded run with a savepoint under
+savepoints/. Every run restores the newest complete one of either kind (its `_metadata` is written
+last), so dedup state, windows, rated positions, credit balances and offsets continue from run to
+run; `tallyflow run --fresh` starts without it.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 from tallyflow.settings import Settings
 
-FINISHED = "_finished"
+SAVEPOINTS = "savepoints"
 
 
 def root(settings: Settings) -> Path:
     return settings.home / "checkpoints" / (settings.topic_prefix.rstrip(".") or "default")
 
 
+def savepoints(settings: Settings) -> Path:
+    return root(settings) / SAVEPOINTS
+
+
 def latest(settings: Settings) -> Path | None:
-    """The newest complete checkpoint of this pipeline, unless the newest thing that happened to it
-    is a run that finished: then its output is final and an older checkpoint must not be replayed."""
+    """The newest complete checkpoint or savepoint of this pipeline."""
     base = root(settings)
     if not base.is_dir():
         return None
-    found = [(chk / "_metadata", chk) for job in base.iterdir() if job.is_dir()
-             for chk in job.glob("chk-*") if (chk / "_metadata").is_file()]
-    found += [(job / FINISHED, None) for job in base.iterdir() if (job / FINISHED).is_file()]
-    if not found:
-        return None
-    return max(found, key=lambda f: f[0].stat().st_mtime_ns)[1]
+    found = [meta.parent for meta in base.glob("*/*/_metadata")]
+    return max(found, key=lambda snapshot: (snapshot / "_metadata").stat().st_mtime_ns, default=None)
 
 
-def mark_finished(settings: Settings, job_id: str) -> None:
-    job = root(settings) / job_id
-    if job.is_dir():
-        (job / FINISHED).touch()
-
-
-BOUNDS = "_bounded_end.json"
-
-
-def write_bounds(settings: Settings, job_id: str, ends: dict[str, int]) -> None:
-    """Where a bounded run stops, kept next to its checkpoints for a resumed run."""
-    job = root(settings) / job_id
-    job.mkdir(parents=True, exist_ok=True)
-    (job / BOUNDS).write_text(json.dumps(ends, sort_keys=True))
-
-
-def read_bounds(checkpoint: Path) -> dict[str, int] | None:
-    path = checkpoint.parent / BOUNDS
-    return json.loads(path.read_text()) if path.is_file() else None
+def prune(settings: Settings, keep: Path) -> None:
+    """After a run ended with the savepoint `keep`, everything older of this pipeline can go: a
+    savepoint is self-contained (canonical format), and a restore never reads an older snapshot."""
+    keep = keep.resolve()
+    for directory in root(settings).iterdir():
+        candidates = directory.iterdir() if directory.name == SAVEPOINTS else [directory]
+        for path in candidates:
+            if path.is_dir() and path.resolve() != keep:
+                shutil.rmtree(path, ignore_errors=True)

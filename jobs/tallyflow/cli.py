@@ -94,11 +94,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if args.verbose:
             print(f"job {status}; loaded {dict(stats.rows)}", file=sys.stderr)
 
-    result = runner.run(settings, args.catalog, bounded=args.bounded, on_progress=progress, resume=args.resume)
+    result = runner.run(settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh)
     d = result.as_dict()
-    if result.offsets_committed:
-        print(f"the Kafka source left the final offsets of {result.offsets_committed} input partition(s) "
-              "uncommitted; the runner committed them", file=sys.stderr)
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
     emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}")
     return 0 if result.status in ("FINISHED", "CANCELED") else 1
@@ -251,9 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", required=True, help="catalog file (YAML or JSON)")
     p.add_argument("--bounded", action="store_true",
                    help="process what the topic holds now, land all of it, and return")
-    p.add_argument("--resume", action="store_true",
-                   help="restore the newest retained checkpoint of an unfinished run of this pipeline "
-                        "(after a crash or a kill); without one, start from the committed offsets")
+    p.add_argument("--fresh", action="store_true",
+                   help="start without the pipeline's Flink state (dedup, windows, balances) from the "
+                        "committed offsets; by default a run continues the newest checkpoint or savepoint")
     p.add_argument("--verbose", action="store_true", help="print progress to stderr")
     _format_arg(p)
     p.set_defaults(func=_cmd_run)

@@ -44,11 +44,8 @@ class JobOptions:
     bounded: bool = False
     name: str = "tallyflow-metering"
     checkpoint_dir: str | None = None
-    resume_from: str | None = None  # a retained checkpoint to restore (checkpoints.latest)
+    resume_from: str | None = None  # a checkpoint or savepoint to restore (checkpoints.latest)
     credit_seeds: dict | None = None  # drawdown states from the ledger (balance.drawdown_seeds)
-    # Where a bounded run stops ("topic:partition" -> end offset, topics.input_ends); without it a
-    # bounded source stops at the ends it finds when it starts reading.
-    bounds: dict[str, int] | None = None
 
 
 def jar_urls(settings: Settings) -> list[str]:
@@ -67,7 +64,7 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         "execution.checkpointing.interval": f"{int(settings.checkpoint_interval.total_seconds() * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.dir": options.checkpoint_dir or checkpoints.root(settings).as_uri(),
-        # Kept when the job is cancelled (or its process killed), so `run --resume` can restore it.
+        # Kept when the job is cancelled (or its process killed), so the next run can restore it.
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(settings.restart_attempts),
@@ -160,14 +157,9 @@ def _bytes_sink(settings: Settings, table: str, topic_name: str) -> str:
 
 def _raw_source(settings: Settings, options: JobOptions, topic: str, extra: str = "") -> str:
     """WITH options of a raw-bytes Kafka source read by the job's consumer group, committed only."""
-    bounded = ""
-    if options.bounded:
-        ends = [(int(tp.rsplit(":", 1)[1]), end) for tp, end in sorted((options.bounds or {}).items())
-                if tp.rsplit(":", 1)[0] == settings.topic(topic)]
-        # Exactly the ends the runner recorded, so it knows where the job stopped (see runner.run).
-        bounded = (", 'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = '"
-                   + ";".join(f"partition:{p},offset:{end}" for p, end in ends) + "'"
-                   if ends else ", 'scan.bounded.mode' = 'latest-offset'")
+    # Only a job submitted on its own (metering_job.py --bounded) finishes at the ends; the runner
+    # ends its bounded runs itself, with a savepoint the next run continues from.
+    bounded = ", 'scan.bounded.mode' = 'latest-offset'" if options.bounded else ""
     return f"""{_kafka_common(settings, settings.topic(topic))},
         'properties.group.id' = '{settings.topic_prefix}{JOB_GROUP}',
         'properties.isolation.level' = 'read_committed',

@@ -12,6 +12,7 @@ and how many events no balance update covered.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from bisect import bisect_left
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer
 
-from tallyflow import avro_codec, catalog, credits, job, runner, topics
+from tallyflow import avro_codec, catalog, checkpoints, credits, job, runner, topics
 from tallyflow.errors import UserError
 from tallyflow.producer import EventProducer
 from tallyflow.settings import Settings
@@ -108,7 +109,8 @@ def run(settings: Settings, rate: int, seconds: int, warmup: int = 15) -> dict:
                     break
     finally:
         consumer.close()
-        job_client.cancel()
+        job_client.cancel().result()  # before its snapshots go: a late checkpoint would write again
+        shutil.rmtree(checkpoints.root(bench), ignore_errors=True)
         topics.delete_topics(bench)
     if errors:
         raise UserError(f"publishing failed: {errors[0]}")

@@ -10,6 +10,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from tallyflow import balance, catalog_store, checkpoints, clickhouse, job, topics
 from tallyflow import catalog as catalog_mod
@@ -25,22 +26,23 @@ class RunResult:
     loaded: dict
     job_seconds: float = 0.0  # from submitting the job to the last result landed
     running_seconds: float = 0.0  # from the job reaching RUNNING (sources about to read) to the last result
-    resumed_from: str | None = None  # the checkpoint restored (`run --resume`)
+    resumed_from: str | None = None  # the checkpoint or savepoint this run continued
     reading_seconds: float | None = None  # from the first event read (jobs/jvm FirstEvent) to the last result
-    offsets_committed: int = 0  # input partitions whose end offset the runner committed (_commit_bounds)
 
     def as_dict(self) -> dict:
         return {"status": self.status, "seconds": round(self.seconds, 3), "job_seconds": round(self.job_seconds, 3),
                 "running_seconds": round(self.running_seconds, 3),
                 "reading_seconds": None if self.reading_seconds is None else round(self.reading_seconds, 3),
-                "resumed_from": self.resumed_from, "offsets_committed": self.offsets_committed,
-                "loaded": self.loaded}
+                "resumed_from": self.resumed_from, "loaded": self.loaded}
 
 
 def _root_cause(exc: BaseException) -> str:
     text = str(exc)
     causes = [line.strip() for line in text.splitlines() if "Caused by:" in line]
-    return (causes[-1] if causes else text.strip().splitlines()[0] if text.strip() else type(exc).__name__)[:500]
+    cause = (causes[-1] if causes else text.strip().splitlines()[0] if text.strip() else type(exc).__name__)[:500]
+    if "Cannot map checkpoint/savepoint state" in text:  # the job's operators changed since the snapshot
+        cause += " (the job's plan changed since its state was saved; `tallyflow run --fresh` starts without it)"
+    return cause
 
 
 def prepare(settings: Settings, catalog_path: str | Path):
@@ -55,22 +57,23 @@ def prepare(settings: Settings, catalog_path: str | Path):
 
 
 def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progress=None,
-        resume: bool = False) -> RunResult:
+        fresh: bool = False) -> RunResult:
     cat, client = prepare(settings, catalog_path)
-    restore = checkpoints.latest(settings) if resume else None
-    # A bounded run stops at the input's ends as of its start; a resumed one at the ends its first
-    # run recorded.
-    bounds = None
-    if bounded:
-        bounds = (checkpoints.read_bounds(restore) if restore else None) or topics.input_ends(settings)
+    # Every run continues the pipeline's newest checkpoint or savepoint (dedup state, windows,
+    # rated positions, credit balances, offsets), whether the last run ended, crashed or was killed.
+    restore = None if fresh else checkpoints.latest(settings)
+    # A bounded run reads what the inputs hold as it starts. Its sources stay unbounded: the runner
+    # ends it with a draining savepoint once the job has committed those ends, so the next run
+    # restores its state (a job that finishes on its own leaves nothing to restore).
+    bounds = topics.input_ends(settings) if bounded else None
     started = time.monotonic()
     t_env = job.create_environment()
     try:
-        # The job starts without Flink state: credit balances continue from the ledger.
+        # Customers the restored state does not know (or every one, in a first or fresh run)
+        # continue their credit balances from the ledger.
         seeds = balance.drawdown_seeds(client, cat) if job.credit_meters(cat) else None
         statements = job.build(t_env, settings, cat, job.JobOptions(
-            bounded=bounded, credit_seeds=seeds, resume_from=restore.resolve().as_uri() if restore else None,
-            bounds=bounds))
+            credit_seeds=seeds, resume_from=restore.resolve().as_uri() if restore else None))
     except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
         raise UserError(f"the job could not be built: {_root_cause(e)}") from None
     loader = Loader(settings, client)
@@ -80,8 +83,6 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
         stop["requested"] = True
 
     previous = signal.signal(signal.SIGTERM, _stop)
-    # The Kafka source does not finish after a restore (FLINK-31006), so for a resumed bounded run
-    # the runner watches the job's committed offsets and ends it itself (stop-with-savepoint, draining).
     try:
         submitted = time.monotonic()
         try:
@@ -89,19 +90,13 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
         except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
             raise UserError(f"the job could not start: {_root_cause(e)}") from None
         running = wait_running(job_client)
-        if bounds is not None:
-            checkpoints.write_bounds(settings, str(job_client.get_job_id()), bounds)
-        watch = (settings, bounds) if restore and bounds is not None else None
-        status, first_ms = _supervise(job_client, loader, stop, on_progress, watch)
-        advanced = 0
-        if status == "FINISHED":  # its last checkpoint holds finished operators: nothing to resume
-            checkpoints.mark_finished(settings, str(job_client.get_job_id()))
-            if bounds is not None:
-                advanced = _commit_bounds(settings, bounds)
+        status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds)
+        if savepoint is not None:
+            checkpoints.prune(settings, savepoint)
         now = time.monotonic()
         reading = time.time() - first_ms / 1000 if first_ms else None
         return RunResult(status, now - started, loader.stats.as_dict(), now - submitted, now - running,
-                         str(restore) if restore else None, reading, advanced)
+                         str(restore) if restore else None, reading)
     except KeyboardInterrupt:
         stop["requested"] = True
         return RunResult("CANCELED", time.monotonic() - started, loader.stats.as_dict())
@@ -148,22 +143,42 @@ def wait_running(job_client, deadline_s: float = 120.0) -> float:
     return time.monotonic()
 
 
-def _commit_bounds(settings: Settings, bounds: dict[str, int]) -> int:
-    """After a bounded job finished, its consumer group's offsets are the bounds it stopped at.
-    The Kafka source commits them asynchronously when the final checkpoint completes and may close
-    before the commit lands (seen in CI: a later run without Flink state read a partition again and
-    counted its windows and credits twice), so the runner commits them itself, forward only."""
-    return topics.advance_group(settings, f"{settings.topic_prefix}{job.JOB_GROUP}", bounds)
+class _EndWatch:
+    """Whether a bounded run's job has read its inputs to the ends recorded at its start: its
+    consumer group's offsets, committed by the checkpoints, reach them."""
+
+    def __init__(self, settings: Settings, bounds: dict[str, int]):
+        self.settings, self.bounds = settings, bounds
+        self.moved: dict[str, tuple[int, float]] = {}  # partition -> (committed offset, since when)
+
+    def reached(self) -> bool:
+        done = topics.group_positions(self.settings, f"{self.settings.topic_prefix}{job.JOB_GROUP}")
+        now = time.monotonic()
+        behind = {}
+        for tp, end in self.bounds.items():
+            at = done.get(tp, 0)
+            if at < end:
+                if self.moved.get(tp, (None,))[0] != at:
+                    self.moved[tp] = (at, now)
+                behind[tp] = (at, end)
+        if not behind:
+            return True
+        # The source commits the offset after the last record it read: short of the end when the
+        # end is a transaction marker (a transactional producer). Once the committed offsets stood
+        # still for two checkpoints, ask whether a read_committed reader would find anything left.
+        settle = 2 * self.settings.checkpoint_interval.total_seconds() + 1
+        if any(now - self.moved[tp][1] < settle for tp in behind):
+            return False
+        if topics.visible_records_between(self.settings, behind):
+            self.moved.update({tp: (at, now) for tp, (at, _) in behind.items()})  # ask again later
+            return False
+        return True
 
 
-def _reached(settings: Settings, bounds: dict[str, int]) -> bool:
-    done = topics.group_positions(settings, f"{settings.topic_prefix}{job.JOB_GROUP}")
-    return all(done.get(tp, 0) >= end for tp, end in bounds.items() if end > 0)
-
-
-def _drain(job_client, directory: str) -> None:
-    """Stop with a savepoint, advancing to the end of event time (what a bounded input's end does).
-    Through the Java client: PyFlink's wrapper lacks Flink 2's savepoint-format argument."""
+def _drain(job_client, directory: str) -> Path:
+    """Stop with a savepoint, advancing to the end of event time (what a bounded input's end does:
+    every window fires); the savepoint is where the next run continues. Through the Java client:
+    PyFlink's wrapper lacks Flink 2's savepoint-format argument."""
     from pyflink.java_gateway import get_gateway
 
     gateway = get_gateway()
@@ -171,14 +186,14 @@ def _drain(job_client, directory: str) -> None:
     for attempt in range(60):
         future = job_client._j_job_client.stopWithSavepoint(True, directory, fmt)
         try:
-            future.get(300, gateway.jvm.java.util.concurrent.TimeUnit.SECONDS)
-            return
+            return Path(urlparse(str(future.get(300, gateway.jvm.java.util.concurrent.TimeUnit.SECONDS))).path)
         except Exception as e:  # py4j wraps the Java failure
             cause, text = _root_cause(e), str(e)
             # Right after a restore the tasks may still be deploying: the savepoint is refused.
             if "Not all required tasks are currently running" not in text or attempt == 59:
-                raise UserError(f"the resumed job could not be stopped at its bounds: {cause}") from None
+                raise UserError(f"the bounded job could not be stopped at the input's ends: {cause}") from None
         time.sleep(1.0)  # backoff between attempts, bounded by the attempt count
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def first_event_ms(execution_result) -> int | None:
@@ -188,12 +203,17 @@ def first_event_ms(execution_result) -> int | None:
     return int(value) if value is not None and int(value) < 2**62 else None
 
 
-def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) -> tuple[str, int | None]:
+def _supervise(job_client, loader: Loader, stop: dict, on_progress,
+               bounds: dict[str, int] | None = None) -> tuple[str, int | None, Path | None]:
+    """Lands the job's output while it runs; with `bounds`, ends it with a draining savepoint once
+    its group has committed every input end (a checkpoint covers them). Returns the job's end
+    status, when it read its first event, and the savepoint it ended with."""
     # The local MiniCluster shuts down with the job, so the job's end is read from its
     # execution-result future, never by asking for a status afterwards.
     result = job_client.get_job_execution_result()
+    watch = _EndWatch(loader.settings, bounds) if bounds is not None else None
     status = "RUNNING"
-    first = None
+    first = savepoint = None
     canceled = False
     last_report = last_check = 0.0
     while status == "RUNNING":
@@ -209,9 +229,9 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) 
         if now - last_check < 0.5:
             continue
         last_check = now
-        if watch is not None and _reached(*watch):
-            watch = None  # every input offset is committed by a checkpoint: end like a bounded job
-            _drain(job_client, (checkpoints.root(loader.settings) / "savepoints").resolve().as_uri())
+        if watch is not None and not canceled and watch.reached():
+            watch = None
+            savepoint = _drain(job_client, checkpoints.savepoints(loader.settings).resolve().as_uri())
         if result.done():
             try:
                 first = first_event_ms(result.result())
@@ -224,4 +244,4 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress, watch=None) 
     ends = loader.end_offsets()
     while not loader.drained(ends):
         loader.poll(timeout=0.2)
-    return status, first
+    return status, first, savepoint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -109,19 +110,30 @@ def group_positions(settings: Settings, group: str) -> dict[str, int]:
     return {f"{tp.topic}:{tp.partition}": tp.offset for tp in result.topic_partitions if tp.offset >= 0}
 
 
-def advance_group(settings: Settings, group: str, ends: dict[str, int]) -> int:
-    """Commit `ends` for a consumer group where it has committed less; how many partitions moved."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    done = group_positions(settings, group)
-    behind = [TopicPartition(tp.rsplit(":", 1)[0], int(tp.rsplit(":", 1)[1]), end)
-              for tp, end in sorted(ends.items()) if done.get(tp, 0) < end]
-    if not behind:
-        return 0
-    client = admin(settings)
+def visible_records_between(settings: Settings, ranges: dict[str, tuple[int, int]], timeout: float = 10.0) -> bool:
+    """Whether a read_committed reader finds a record in any [start, end) ("topic:partition" ->
+    range). Transaction markers and aborted records take offsets no reader ever sees."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"{settings.topic_prefix}probe",
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "enable.partition.eof": True, "logger": quiet_logger()})
     try:
-        futures = client.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, behind)])
-        next(iter(futures.values())).result()
-    except KafkaException as e:
-        raise UserError(f"cannot commit the offsets of group {group}: {e.args[0]}") from None
-    return len(behind)
+        consumer.assign([TopicPartition(tp.rsplit(":", 1)[0], int(tp.rsplit(":", 1)[1]), start)
+                         for tp, (start, _) in ranges.items()])
+        pending = set(ranges)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            tp = f"{msg.topic()}:{msg.partition()}"
+            if tp not in ranges:
+                continue
+            if msg.error() is None and msg.offset() < ranges[tp][1]:
+                return True
+            pending.discard(tp)  # the partition's end (EOF) or a record at or past the range's end
+        return bool(pending)  # not sure in time: as if there were records
+    finally:
+        consumer.close()

@@ -112,23 +112,66 @@ def test_group_keys_and_documents_survive_awkward_text(metering):
     assert event == {"dimensions": AWKWARD, "v": "2.5"}
 
 
-def test_a_finished_bounded_run_leaves_its_ends_committed(metering):
-    """The next run (without Flink state) starts from the job group's offsets: they must be the ends
-    the finished run read to, or it reads those events again (runner._commit_bounds)."""
+def test_the_next_run_continues_dedup_and_lateness(metering, tmp_path):
+    """A later run continues the last one's state: its consumer group stands at the ends the first
+    run read to, a resend of an event the first run counted is a duplicate, and lateness is judged
+    against the watermark the first run reached (12:55), not one that starts over."""
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
-    topic = metering.topic("events")
     client = AdminClient({"bootstrap.servers": metering.bootstrap})
     group = metering.env["TALLYFLOW_TOPIC_PREFIX"] + "job"
     (future,) = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values()
     committed = {(tp.topic, tp.partition): tp.offset for tp in future.result().topic_partitions}
-    assert committed[(topic, 0)] == len(EVENTS)
+    assert committed[(metering.topic("events"), 0)] == len(EVENTS)
 
-    counts = "SELECT (SELECT count() FROM usage_windows) AS w, (SELECT count() FROM duplicates) AS d"
-    before = metering.sql(counts)
+    calls = "SELECT sum(event_count) AS n FROM usage_windows FINAL WHERE meter_id = 'calls'"
+    assert metering.sql(calls) == [{"n": 4}]  # a b c d; late-ok adjusted, late-too late
+    later = [ev("a", "10:00:00"), ev("old", "10:20:00"), ev("adj", "12:10:00"), ev("e", "13:30:00")]
+    (tmp_path / "later.jsonl").write_text("".join(json.dumps(e) + "\n" for e in later))
+    metering("produce", "--file", str(tmp_path / "later.jsonl"))
     metering("run", "--catalog", str(metering.catalog), "--bounded")
-    assert metering.sql(counts) == before  # nothing read again, nothing landed twice
+
+    lateness = {r["event_id"]: r["lateness"] for r in metering.sql("SELECT event_id, lateness FROM events FINAL")}
+    assert (lateness["old"], lateness["adj"], lateness["e"]) == ("too_late", "adjust", "on_time")
+    assert metering.sql("SELECT count() AS n FROM duplicates FINAL WHERE event_id = 'a'") == [{"n": 2}]
+    assert metering.sql(calls) == [{"n": 5}]  # + e only
+    assert metering.sql("""SELECT toString(window_start) AS w, version, event_count FROM usage_adjustments FINAL
+                           WHERE event_id = 'adj'""") == [{"w": "2026-10-05 12:00:00.000", "version": 1,
+                                                           "event_count": 1}]
+    assert sorted(r["event_id"] for r in metering.sql("SELECT event_id FROM late_events FINAL")) == ["late-too", "old"]
+    (invoice,) = metering.json("invoice", "--period", "2026-10")
+    assert {x["meter"]: x["quantity"] for x in invoice["lines"]}["calls"] == "9"  # 6 + old, adj, e; a once
+
+
+def test_a_bounded_run_ends_on_input_from_a_transactional_producer(metering):
+    """A transactional producer leaves a commit marker at a partition's end, which no reader sees
+    and the job's committed offset never covers: the bounded run must still end, with every event."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    source = Consumer({"bootstrap.servers": metering.bootstrap, "group.id": "copy", "enable.auto.commit": False})
+    source.assign([TopicPartition(metering.topic("events"), 0, 0)])
+    records = []
+    while len(records) < len(EVENTS):
+        msg = source.poll(10)
+        assert msg is not None and msg.error() is None
+        records.append((msg.key(), msg.value()))
+    source.close()
+
+    metering.env["TALLYFLOW_TOPIC_PREFIX"] += "tx."
+    metering.env["TALLYFLOW_CLICKHOUSE_URL"] += "-tx"
+    metering("stack", "up")
+    producer = Producer({"bootstrap.servers": metering.bootstrap, "transactional.id": metering.topic("tx")})
+    producer.init_transactions(30)
+    for chunk in (records[:5], records[5:]):  # two transactions: two markers, one of them last
+        producer.begin_transaction()
+        for key, value in chunk:
+            producer.produce(metering.topic("events"), key=key, value=value)
+        producer.commit_transaction(30)
+
+    metering("run", "--catalog", str(metering.catalog), "--bounded", timeout=300)
+    assert metering.sql("SELECT count() AS n FROM events FINAL") == [{"n": 13}]  # 15 sent, 2 duplicates
+    assert metering.sql("SELECT sum(event_count) AS n FROM usage_windows FINAL WHERE meter_id = 'calls'") == [{"n": 4}]
 
 
 WINDOW_TOTALS = """

@@ -10,11 +10,16 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericRowData;
@@ -36,10 +41,16 @@ import org.apache.flink.util.Collector;
  * ahead of, so an on_time row is on time for the windows too. Counts go to Flink metrics
  * (group "tallyflow").
  *
+ * <p>The watermark a run reached is kept in its checkpoints and savepoints (union operator state)
+ * and is the floor of the next run's verdicts: a run that continues another's state judges a late
+ * event as the first would have, instead of as on time against a watermark that starts over.
+ * The end-of-input watermark (Long.MAX_VALUE, a draining stop) is not a watermark events reached.
+ *
  * <p>Works on Flink's internal RowData on both sides, so no event is converted to and from
  * external Row objects (two maps per event) on its way through.
  */
-public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowData> {
+public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowData>
+        implements CheckpointedFunction {
     private static final StringData[] KINDS = {
         StringData.fromString("reject"), StringData.fromString("on_time"), StringData.fromString("adjust"),
         StringData.fromString("too_late"), StringData.fromString("duplicate"), StringData.fromString("conflict")};
@@ -84,6 +95,9 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
     private transient ValueState<Long> firstHash;
     private transient MessageDigest sha;
     private transient Map<String, Counter> counters;
+    private transient ListState<Long> floorState;
+    private transient long floor; // the highest watermark an earlier run reached
+    private transient long reached; // the highest real watermark this run saw
 
     public ClassifyEvents(long horizonMs, long allowedLatenessMs, long windowMs, Fields fields) {
         this.horizonMs = horizonMs;
@@ -110,6 +124,22 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
     }
 
     @Override
+    public void initializeState(FunctionInitializationContext context) throws Exception {
+        floorState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("watermark-floor", Long.class));
+        floor = Long.MIN_VALUE;
+        for (Long w : floorState.get()) {
+            floor = Math.max(floor, w);
+        }
+        reached = floor;
+    }
+
+    @Override
+    public void snapshotState(FunctionSnapshotContext context) throws Exception {
+        floorState.update(List.of(reached));
+    }
+
+    @Override
     public void processElement(RowData in, Context ctx, Collector<RowData> out) throws Exception {
         counters.get("events_in").inc();
         if (!in.isNullAt(f.error)) {
@@ -129,7 +159,11 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
         counters.get("accepted").inc();
         long ts = in.getTimestamp(f.eventTime, 3).getMillisecond();
         long windowStart = ts - Math.floorMod(ts, windowMs);
-        long watermark = ctx.timerService().currentWatermark();
+        long current = ctx.timerService().currentWatermark();
+        if (current != Long.MAX_VALUE && current > reached) {
+            reached = current;
+        }
+        long watermark = Math.max(current, floor);
         int kind;
         if (ts > watermark) {
             kind = 1;
