@@ -183,16 +183,17 @@ def _drain(job_client, directory: str) -> Path:
 
     gateway = get_gateway()
     fmt = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    for attempt in range(60):
+    attempts = 240
+    for attempt in range(attempts):
         future = job_client._j_job_client.stopWithSavepoint(True, directory, fmt)
         try:
             return Path(urlparse(str(future.get(300, gateway.jvm.java.util.concurrent.TimeUnit.SECONDS))).path)
         except Exception as e:  # py4j wraps the Java failure
             cause, text = _root_cause(e), str(e)
             # Right after a restore the tasks may still be deploying: the savepoint is refused.
-            if "Not all required tasks are currently running" not in text or attempt == 59:
+            if "Not all required tasks are currently running" not in text or attempt == attempts - 1:
                 raise UserError(f"the bounded job could not be stopped at the input's ends: {cause}") from None
-        time.sleep(1.0)  # backoff between attempts, bounded by the attempt count
+        time.sleep(0.25)  # backoff between attempts (a minute in all), bounded by the attempt count
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
