@@ -27,6 +27,8 @@ from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
 
+from confluent_kafka import KafkaError
+
 from tallyflow import catalog, generator, producer, stack, topics
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings
@@ -178,6 +180,7 @@ class Chaos:
             lost += max(0, n_want - n_got)
             duplicated += max(0, n_got - n_want)
         stored = json.loads(self._cli("sql", "SELECT count() AS n FROM events FINAL"))[0]["n"]
+        accepted = self._accepted_records()
         rec = subprocess.run([sys.executable, "-m", "tallyflow.cli", "reconcile", "--period", PERIOD,
                               "--format", "json"], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True)
         self.report.update({
@@ -185,9 +188,38 @@ class Chaos:
             "events_lost": max(0, len(manifest) - int(stored)),
             "metered_events_lost": lost,
             "metered_events_duplicated": duplicated,
+            # The job's own output, before any table key collapses it: each event once in `accepted`.
+            "accepted_records": accepted,
+            "accepted_records_duplicated": max(0, accepted - len(manifest)),
             "reconcile_exit": rec.returncode,
             "reconcile_discrepancies": json.loads(rec.stdout)["discrepancies"] if rec.stdout.strip() else None,
         })
+
+    def _accepted_records(self) -> int:
+        """Records a read_committed reader finds in the accepted topic (transaction markers and
+        aborted records are not records)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        pipeline = replace(self.settings, topic_prefix=self.env["TALLYFLOW_TOPIC_PREFIX"])
+        topic = pipeline.topic(topics.ACCEPTED)
+        consumer = Consumer({"bootstrap.servers": pipeline.bootstrap, "group.id": f"{topic}-oracle",
+                             "enable.auto.commit": False, "isolation.level": "read_committed",
+                             "enable.partition.eof": True, "logger": topics.quiet_logger()})
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+            count, open_partitions = 0, set(partitions)
+            while open_partitions:
+                for msg in consumer.consume(10_000, timeout=10):
+                    if msg.error() is None:
+                        count += 1
+                    elif msg.error().code() == KafkaError._PARTITION_EOF:
+                        open_partitions.discard(msg.partition())
+                    else:
+                        raise UserError(f"reading {topic}: {msg.error()}")
+            return count
+        finally:
+            consumer.close()
 
     def _late_events(self) -> list[dict]:
         return json.loads(self._cli("sql", """SELECT customer_id, event_type, `values`, dimensions, event_time
@@ -237,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(json.dumps(report, indent=2, default=str))
     clean = report["metered_events_lost"] == 0 and report["metered_events_duplicated"] == 0 \
+        and report["accepted_records_duplicated"] == 0 and report["accepted_records"] >= report["unique"] \
         and report["events_lost"] == 0 and report["reconcile_exit"] == 0
     return 0 if clean != args.unsafe else 1
 
