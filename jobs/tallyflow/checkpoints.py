@@ -36,7 +36,8 @@ def latest(settings: Settings) -> Path | None:
 
 def prune(settings: Settings, keep: Path) -> None:
     """After a run ended with the savepoint `keep`, everything older of this pipeline can go: a
-    savepoint is self-contained (canonical format), and a restore never reads an older snapshot."""
+    savepoint is self-contained (a full copy, also in the native format), and a restore never reads
+    an older snapshot."""
     keep = keep.resolve()
     for directory in root(settings).iterdir():
         candidates = directory.iterdir() if directory.name == SAVEPOINTS else [directory]
