@@ -40,3 +40,28 @@ def load() -> tuple[str, catalog.Catalog, list[Case]]:
         cases.append(Case(c["name"], customer, events, lines, c["expected"]["total"]))
     cat = catalog.parse({"meters": doc["meters"], "plans": doc["plans"], "subscriptions": subs}, "vectors")
     return doc["period"], cat, cases
+
+
+VERSION_VECTORS = Path(__file__).parent / "vectors" / "versions.json"
+
+
+@dataclass
+class VersionCase:
+    name: str
+    catalog: catalog.Catalog  # plan `p`: version N prices meter `api` per_unit at N
+    period: str
+    at: str
+    expected: int
+
+
+def load_versions() -> list[VersionCase]:
+    """tests/vectors/versions.json, each case as a one-plan catalog."""
+    out = []
+    for c in json.loads(VERSION_VECTORS.read_text())["cases"]:
+        plans = [{"id": "p", "version": v, "effective_from": t, "apply": a, "currency": "USD",
+                  "charges": [{"meter": "api", "model": "per_unit", "unit_price": str(v)}]}
+                 for v, t, a in c["versions"]]
+        cat = catalog.parse({"meters": [{"id": "api", "event_type": "api", "aggregation": "count"}],
+                             "plans": plans}, c["name"])
+        out.append(VersionCase(c["name"], cat, c["period"], c["at"], c["expected"]))
+    return out

@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from tallyflow import pricing
+from tallyflow import billing, pricing
 from tallyflow.catalog import Catalog, Charge, Plan
 from tallyflow.errors import UserError
+from tallyflow.generator import month_bounds
 
 
 def _plain(d: Decimal | None) -> str | None:
@@ -21,15 +22,17 @@ def _plain(d: Decimal | None) -> str | None:
 
 
 def plan_at(catalog: Catalog, plan_id: str, at: datetime) -> Plan:
+    """The version that prices usage at `at`: the invoice's rule (billing.version_in_force) for
+    the billing period that contains `at`, so a quote and the invoice never disagree."""
     versions = catalog.plan_versions(plan_id)
     if not versions:
         known = ", ".join(sorted({p.id for p in catalog.plans}))
         raise UserError(f"no plan '{plan_id}' in the catalog (plans: {known})")
-    effective = [v for v in versions if v.effective_from <= at]
-    if not effective:
+    if at < versions[0].effective_from:
         raise UserError(f"plan {plan_id} has no version effective at {at.isoformat()} "
                         f"(the first starts {versions[0].effective_from.isoformat()})")
-    return max(effective, key=lambda v: v.version)
+    period_start, _ = month_bounds(at.astimezone(UTC).strftime("%Y-%m"))
+    return billing.version_in_force(versions, period_start, at)
 
 
 def pick_charge(plan: Plan, meter: str, filters: dict[str, str]) -> Charge:

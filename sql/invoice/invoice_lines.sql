@@ -47,15 +47,12 @@ WITH
         ARRAY JOIN arrayEnumerate(starts) AS i
     ),
     versions AS (
-        -- The version in force: the highest effective at the period start, or one with
-        -- apply: immediately effective by the segment start; a plan that starts inside the
-        -- period uses its first version.
+        -- The version in force at the segment's start (sql/ddl/001_version_in_force.sql).
         SELECT
             sg.customer_id AS customer_id, sg.plan_id AS plan_id, sg.seg_start AS seg_start,
             sg.seg_end AS seg_end, sg.share AS share,
-            if(countIf(p.effective_from <= ps OR (p.apply = 'immediately' AND p.effective_from <= sg.seg_start)) > 0,
-               maxIf(p.version, p.effective_from <= ps OR (p.apply = 'immediately' AND p.effective_from <= sg.seg_start)),
-               min(p.version)) AS version
+            tf_version_in_force(groupArray(p.version), groupArray(p.effective_from), groupArray(p.apply), ps,
+                                sg.seg_start) AS version
         FROM segments AS sg
         INNER JOIN catalog_plans AS p ON p.plan_id = sg.plan_id AND p.catalog_digest = digest
         GROUP BY sg.customer_id, sg.plan_id, sg.seg_start, sg.seg_end, sg.share

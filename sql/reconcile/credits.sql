@@ -11,9 +11,8 @@ WITH
         -- Each event with its subscription's plan version in force at its time.
         SELECT e.customer_id AS customer_id, e.event_id AS event_id, any(e.event_type) AS event_type,
                any(e.`values`) AS vals, any(s.plan_id) AS plan_id,
-               if(countIf(p.effective_from <= ps OR (p.apply = 'immediately' AND p.effective_from <= e.event_time)) > 0,
-                  maxIf(p.version, p.effective_from <= ps OR (p.apply = 'immediately' AND p.effective_from <= e.event_time)),
-                  min(p.version)) AS version
+               tf_version_in_force(groupArray(p.version), groupArray(p.effective_from), groupArray(p.apply), ps,
+                                   any(e.event_time)) AS version
         FROM (SELECT * FROM events FINAL WHERE event_time >= ps AND event_time < pe) AS e
         INNER JOIN catalog_subscriptions AS s ON s.customer_id = e.customer_id AND s.catalog_digest = digest
         INNER JOIN catalog_plans AS p ON p.plan_id = s.plan_id AND p.catalog_digest = digest

@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 
 from tallyflow import catalog_store, invoice, pricing
-from tests.vector_cases import load, norm
+from tallyflow.events import parse_time
+from tallyflow.generator import month_bounds
+from tests.vector_cases import load, load_versions, norm
 
 pytestmark = pytest.mark.integration
 PERIOD, CATALOG, CASES = load()
@@ -51,3 +53,20 @@ def test_breakdown_matches_python_rater(case, invoices):
         assert sum((Decimal(b[4]) for b in line.breakdown), Decimal(0)) == line.amount_exact
         assert [(int(b[0]) - 1, norm(b[1]), norm(b[4])) for b in line.breakdown] == \
                [(r.index, norm(r.units), norm(r.amount)) for r in rows]
+
+
+VERSION_CASES = load_versions()
+
+
+@pytest.mark.parametrize("case", VERSION_CASES, ids=[c.name for c in VERSION_CASES])
+def test_version_in_force_sql(case, clickhouse_client):
+    """The SQL home of the version rule (sql/ddl/001_version_in_force.sql) on the shared vectors."""
+    versions = case.catalog.plan_versions("p")
+    start, _ = month_bounds(case.period)
+    got = clickhouse_client.query(
+        "SELECT tf_version_in_force({v:Array(UInt32)}, {e:Array(DateTime64(3, 'UTC'))}, {a:Array(String)},"
+        " {ps:DateTime64(3, 'UTC')}, {at:DateTime64(3, 'UTC')})",
+        parameters={"v": [p.version for p in versions], "e": [p.effective_from.replace(tzinfo=None) for p in versions],
+                    "a": [p.apply for p in versions], "ps": start.replace(tzinfo=None),
+                    "at": parse_time(case.at).replace(tzinfo=None)}).result_rows[0][0]
+    assert got == case.expected
