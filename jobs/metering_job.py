@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tallyflow import catalog, job
+from tallyflow import balance, catalog, clickhouse, job
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -22,11 +22,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         cat = catalog.load(args.catalog)
+        # Every start continues each customer's balance and ledger entry numbers from ClickHouse
+        # (a restored customer keeps its Flink state); never from full grants.
+        seeds = None
+        if job.credit_meters(cat):
+            seeds = balance.seeds_for_start(settings, clickhouse.connect(settings), cat)
     except UserError as e:
         print(f"metering_job: {e}", file=sys.stderr)
         return 1
     t_env = job.create_environment()
-    job.build(t_env, settings, cat, job.JobOptions(bounded=args.bounded)).execute()
+    result = job.build(t_env, settings, cat, job.JobOptions(bounded=args.bounded, credit_seeds=seeds)).execute()
+    if args.bounded:
+        # Submitting returns at once; a bounded job is waited for, so this process (and, run
+        # locally, the MiniCluster inside it) ends when the job has read to the ends.
+        result.wait()
     return 0
 
 

@@ -3,6 +3,7 @@ the ledger's draws), per grant and in total, as of a time (default: now)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -10,7 +11,9 @@ from clickhouse_connect.driver.client import Client
 
 from tallyflow import clickhouse
 from tallyflow.catalog import Catalog
+from tallyflow.errors import UserError
 from tallyflow.rating import iso_utc, plain
+from tallyflow.settings import Settings
 
 ZERO = Decimal(0)
 
@@ -59,8 +62,27 @@ def render(r: dict) -> str:
 
 
 def drawdown_seeds(client: Client, catalog: Catalog) -> dict[str, dict]:
-    """Drawdown states rebuilt from the ledger, for a job that starts without Flink state."""
+    """Drawdown states rebuilt from the ledger, for customers a starting job has no Flink state for."""
     from tallyflow.credits import Drawdown
 
     return Drawdown(catalog).seed(clickhouse.query(client, "credits/drawdown_state"),
                                   clickhouse.query(client, "credits/signal_state"))
+
+
+def seeds_for_start(settings: Settings, client: Client, catalog: Catalog, wait_s: float = 120.0) -> dict[str, dict]:
+    """The drawdown seeds every start of the job takes (a local run, `--fresh`, a cluster
+    submission with or without a restore: a restored customer keeps its Flink state). Waits until
+    the loader has landed every committed ledger entry and signal first: seeds from a ledger that
+    misses entries would number new entries again and draw again on credits already spent."""
+    from tallyflow import topics
+
+    group = f"{settings.topic_prefix}{topics.LOADER_GROUP}"
+    deadline = time.monotonic() + wait_s
+    while behind := topics.unlanded(settings, (topics.LEDGER, topics.SIGNALS), group):
+        if time.monotonic() > deadline:
+            first = next(iter(behind.items()))
+            raise UserError(f"the loader has not landed the credit ledger (partition {first[0]} at {first[1][0]} "
+                            f"of {first[1][1]}) after {wait_s:g} s; start `tallyflow load` so the job can continue "
+                            "every balance from it")
+        time.sleep(1.0)  # the loader lands on its own poll; nothing to wait on but its offsets
+    return drawdown_seeds(client, catalog)

@@ -139,6 +139,7 @@ class Catalog:
     grants: tuple[Grant, ...] = ()
     digest: str = ""
     meters_by_id: dict[str, Meter] = field(default_factory=dict, compare=False, repr=False)
+    document: str = field(default="", compare=False, repr=False)  # the canonical JSON the digest is of
 
     def meter(self, meter_id: str) -> Meter:
         return self.meters_by_id[meter_id]
@@ -470,6 +471,22 @@ def _subscriptions(p: _Problems, raw: Any, plan_ids: set[str]) -> tuple[Subscrip
     return tuple(out)
 
 
+def _one_currency_per_customer(p: _Problems, plans: tuple[Plan, ...], subs: tuple[Subscription, ...]) -> None:
+    """A customer is billed in one currency (as in Stripe and Lago): amounts in two currencies
+    would otherwise meet in one invoice total."""
+    currency_of = {pl.id: pl.currency for pl in plans}  # every version of a plan has one currency (checked)
+    seen: dict[str, tuple[str, str]] = {}  # customer -> (currency, plan)
+    for s in subs:
+        currency = currency_of.get(s.plan)
+        if currency is None:
+            continue
+        first = seen.setdefault(s.customer, (currency, s.plan))
+        if first[0] != currency:
+            p.add(f"customer {s.customer}", f"subscriptions bill in {first[0]} (plan {first[1]}) and {currency} "
+                                            f"(plan {s.plan}); a customer is billed in one currency")
+            seen[s.customer] = (currency, s.plan)
+
+
 def _grants(p: _Problems, raw: Any) -> tuple[Grant, ...]:
     out: list[Grant] = []
     seen: set[tuple[str, str]] = set()
@@ -507,10 +524,12 @@ def parse(doc: Any, source: str = "catalog") -> Catalog:
     plans = _plans(p, doc.get("plans"), by_id)
     subs = _subscriptions(p, doc.get("subscriptions"), {pl.id for pl in plans})
     grants = _grants(p, doc.get("grants"))
+    _one_currency_per_customer(p, plans, subs)
     if p.items:
         raise CatalogError(source, p.items)
-    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Catalog(meters, plans, subs, grants, digest, by_id)
+    document = json.dumps(doc, sort_keys=True, default=str)
+    digest = hashlib.sha256(document.encode()).hexdigest()[:16]
+    return Catalog(meters, plans, subs, grants, digest, by_id, document)
 
 
 def load(path: str | Path) -> Catalog:

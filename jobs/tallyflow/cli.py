@@ -97,7 +97,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     result = runner.run(settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh)
     d = result.as_dict()
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
-    emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}")
+    settled = "".join(f"; finalized {n} invoices of {p} (settlement window passed)" for p, n in d["finalized"].items())
+    emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}{settled}")
     return 0 if result.status in ("FINISHED", "CANCELED") else 1
 
 
@@ -116,6 +117,24 @@ def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse, invoice
 
     client = clickhouse.ready(settings)
+    if args.finalize_due:
+        if args.period or args.customer or args.finalize or args.catalog:
+            raise UserError("--finalize-due finalizes every due period; it takes no --period, --customer, "
+                            "--finalize or --catalog")
+        done = invoice.finalize_due(client, settings.settlement_window)
+        emit({"settlement_window": str(settings.settlement_window), "finalized": done}, args.format,
+             "\n".join(f"{p}: {n} invoices finalized" for p, n in done.items()) or "no period is due")
+        return 0
+    if not args.period:
+        raise UserError("invoice needs --period YYYY-MM (or --finalize-due)")
+    if args.catalog:
+        from tallyflow import shadow
+
+        if args.finalize:
+            raise UserError("--catalog prices with a candidate catalog and stores nothing; it cannot --finalize")
+        result = shadow.compare(client, args.period, args.catalog, customer=args.customer)
+        emit(result, args.format, shadow.render(result))
+        return 0
     if args.finalize:
         invoices = invoice.finalize(client, args.period, customer=args.customer)
     else:
@@ -211,6 +230,37 @@ def _cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if result["discrepancies"] else 0
 
 
+def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import catalog, catalog_store, clickhouse
+
+    if args.action == "show":
+        if args.file:
+            raise UserError("catalog show takes no FILE: it shows the catalog in force")
+        shown = catalog_store.in_force(clickhouse.ready(settings))
+        emit(shown, args.format, catalog_store.render(shown))
+        return 0
+    if not args.file:
+        raise UserError(f"catalog {args.action} needs the catalog FILE")
+    if args.action == "validate":
+        try:
+            cat = catalog.load(args.file)
+        except catalog.CatalogError as e:
+            emit({"file": args.file, "valid": False, "problems": e.problems}, args.format,
+                 "\n".join(f"{args.file}: {problem}" for problem in e.problems))
+            return 1
+        summary = {"file": args.file, "valid": True, "digest": cat.digest, "meters": len(cat.meters),
+                   "plan_versions": len(cat.plans), "subscriptions": len(cat.subscriptions), "grants": len(cat.grants)}
+        emit(summary, args.format, f"{args.file}: valid (digest {cat.digest}; {len(cat.meters)} meters, "
+                                   f"{len(cat.plans)} plan versions, {len(cat.subscriptions)} subscriptions, "
+                                   f"{len(cat.grants)} grants)")
+        return 0
+    cat = catalog.load(args.file)
+    new = catalog_store.apply(clickhouse.ready(settings), cat, args.file)
+    emit({"file": args.file, "digest": cat.digest, "new": new}, args.format,
+         f"applied {args.file} (digest {cat.digest}{'' if new else ', stored before'}); it is the catalog in force")
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow import clickhouse
 
@@ -262,10 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("invoice", help="compute invoices for a billing period from ClickHouse")
-    p.add_argument("--period", required=True, help="billing period, YYYY-MM")
+    p.add_argument("--period", help="billing period, YYYY-MM")
     p.add_argument("--customer", help="only this customer")
     p.add_argument("--finalize", action="store_true",
                    help="store the invoices immutably (a finalized period's later usage is corrected next period)")
+    p.add_argument("--finalize-due", action="store_true",
+                   help="finalize every period whose settlement window (TALLYFLOW_SETTLEMENT_WINDOW) has passed")
+    p.add_argument("--catalog", help="shadow pricing: price the period's stored events with this candidate "
+                                     "catalog, beside the current invoices (stores nothing)")
     _format_arg(p)
     p.set_defaults(func=_cmd_invoice)
 
@@ -313,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", required=True, help="billing period, YYYY-MM")
     _format_arg(p)
     p.set_defaults(func=_cmd_reconcile)
+
+    p = sub.add_parser("catalog", help="validate a catalog file, apply it to ClickHouse without running the job, "
+                                       "or show the catalog in force")
+    p.add_argument("action", choices=["validate", "apply", "show"])
+    p.add_argument("file", nargs="?", help="catalog file (YAML or JSON), for validate and apply")
+    _format_arg(p)
+    p.set_defaults(func=_cmd_catalog)
 
     p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
     p.add_argument("query", help="a SELECT statement, e.g. \"SELECT count() FROM events FINAL\"")

@@ -7,8 +7,11 @@ concurrent access.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -84,12 +87,80 @@ def sql_text(name: str) -> str:
 
 
 def migrate(client: Client) -> list[str]:
-    """Runs every sql/ddl/*.sql in order (each idempotent: CREATE ... IF NOT EXISTS)."""
+    """Runs every sql/ddl/*.sql in order (each idempotent: CREATE ... IF NOT EXISTS). A table whose
+    partition or sorting key changed since it was created is rebuilt under the new keys first."""
+    live = {r[0]: (r[1], r[2]) for r in client.query(
+        "SELECT name, partition_key, sorting_key FROM system.tables WHERE database = currentDatabase()").result_rows}
     done = []
     for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
-        client.command(_strip_comments(path.read_text()))
+        statement = _strip_comments(path.read_text())
+        table = _keys_changed(statement, live)
+        if table:
+            _rebuild(client, table, statement)
+        else:
+            client.command(statement)
         done.append(path.stem)
     return done
+
+
+_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\(")
+_PARTITION = re.compile(r"^PARTITION BY (.+)$", re.M)
+_ORDER = re.compile(r"^ORDER BY \(?(.+?)\)?$", re.M)
+
+
+def _keys_changed(statement: str, live: dict[str, tuple[str, str]]) -> str | None:
+    """The table this CREATE makes, if it exists with other partition or sorting keys."""
+    created = _CREATE.match(statement)
+    if not created or created.group(1) not in live:
+        return None
+    partition = _PARTITION.search(statement)
+    order = _ORDER.search(statement)
+    want = (partition.group(1) if partition else "", order.group(1) if order else "")
+    norm = lambda keys: tuple(re.sub(r"\s+", "", k) for k in keys)  # noqa: E731
+    return created.group(1) if norm(want) != norm(live[created.group(1)]) else None
+
+
+def _rebuild(client: Client, table: str, statement: str) -> None:
+    """Moves a table's rows into a new table made by `statement` (ReplacingMergeTree collapses
+    only inside one partition: a changed partition key needs the rows rewritten). Safe to repeat:
+    the keyed tables collapse rows copied twice."""
+    old = f"{table}__rebuild"
+    client.command(f"RENAME TABLE {table} TO {old}")
+    client.command(statement)
+    columns = [r[0] for r in client.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
+        "AND name IN (SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {o:String}) "
+        "ORDER BY position", parameters={"t": table, "o": old}).result_rows]
+    names = ", ".join(f"`{c}`" for c in columns)
+    client.command(f"INSERT INTO {table} ({names}) SELECT {names} FROM {old}")
+    client.command(f"DROP TABLE {old}")
+
+
+def _with_tables(client: Client, sql: str, tables: dict[str, list[tuple]]) -> str:
+    body = _strip_comments(sql)
+    if not body.startswith("WITH"):
+        raise ValueError("only a query that starts with WITH can take stand-in tables")
+    clauses = []
+    for table, rows in tables.items():
+        columns = client.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                               "AND table = {t:String} ORDER BY position", parameters={"t": table}).result_rows
+        structure = ", ".join(f"`{n}` {t}" for n, t in columns)
+        data = "\n".join(json.dumps(dict(zip((n for n, _ in columns), row, strict=False)), default=_json_value)
+                         for row in rows)
+        clauses.append(f"{table} AS (SELECT * FROM format(JSONEachRow, {_literal(structure)}, {_literal(data)}))")
+    return "WITH\n    " + ",\n    ".join(clauses) + "," + body[len("WITH"):]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    raise TypeError(type(v).__name__)
 
 
 def _strip_comments(sql: str) -> str:
@@ -106,10 +177,17 @@ def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
     return list(result.column_names), list(result.result_rows)
 
 
-def query(client: Client, name: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Runs sql/<name>.sql with server-side parameters; returns rows as dicts."""
+def query(client: Client, name: str, parameters: dict[str, Any] | None = None,
+          tables: dict[str, list[tuple]] | None = None) -> list[dict[str, Any]]:
+    """Runs sql/<name>.sql with server-side parameters; returns rows as dicts. `tables` stands in
+    for stored tables (name -> rows in the table's column order) for this query only: each becomes
+    a WITH clause of the same name, which ClickHouse resolves before the table, so nothing stored
+    is read for it or written (shadow pricing with a candidate catalog)."""
+    sql = sql_text(name)
+    if tables:
+        sql = _with_tables(client, sql, tables)
     try:
-        result = client.query(sql_text(name), parameters=parameters or {}, settings=QUERY_SETTINGS)
+        result = client.query(sql, parameters=parameters or {}, settings=QUERY_SETTINGS)
     except Exception as e:  # clickhouse-connect wraps server and chdb errors alike
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"sql/{name}.sql failed: {first}") from None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
@@ -42,6 +43,18 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+class BreakdownRow(NamedTuple):
+    """One row behind a line's amount, as sql/invoice/invoice_lines.sql returns it: a tier, step
+    or package count; for the credits line, one part (1 covered, 2 uncovered) of one meter."""
+
+    index: int
+    meter: str
+    units: Decimal
+    unit_price: Decimal  # credits lines: the credits of the part
+    flat_fee: Decimal  # credits lines: the price of one credit
+    amount: Decimal
+
+
 @dataclass
 class Line:
     type: str  # base_fee | usage | credits | minimum_commitment | correction
@@ -58,7 +71,7 @@ class Line:
     version: int = 0
     corrects_period: str = ""
     corrects_type: str = ""
-    breakdown: list = field(default_factory=list)  # (index, units, unit price, flat fee, amount)
+    breakdown: list[BreakdownRow] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -82,21 +95,20 @@ class Line:
             d["corrects"] = {"period": self.corrects_period, "type": self.corrects_type}
         if self.breakdown:
             kind = {"staircase": "step", "package": "packages", "credits": "credits"}.get(self.model, "tier")
-            d["breakdown"] = [_breakdown_row(kind, *row) for row in self.breakdown]
+            d["breakdown"] = [_breakdown_row(kind, row) for row in self.breakdown]
         return d
 
 
-def _breakdown_row(kind: str, index: int, units: Decimal, unit_price: Decimal, flat_fee: Decimal,
-                   amount: Decimal) -> dict:
+def _breakdown_row(kind: str, r: BreakdownRow) -> dict:
     if kind == "credits":  # covered by grants (free here) or uncovered (overage, or not billed on pause)
-        return {"part": "covered" if index == 1 else "uncovered", "units": _qty(units), "credits": _qty(unit_price),
-                "price_per_credit": _qty(flat_fee), "amount": _qty(amount)}
+        return {"meter": r.meter, "part": "covered" if r.index == 1 else "uncovered", "units": _qty(r.units),
+                "credits": _qty(r.unit_price), "price_per_credit": _qty(r.flat_fee), "amount": _qty(r.amount)}
     if kind == "packages":
-        return {"packages": _qty(units), "package_price": _qty(unit_price), "amount": _qty(amount)}
+        return {"packages": _qty(r.units), "package_price": _qty(r.unit_price), "amount": _qty(r.amount)}
     if kind == "step":
-        return {"step": int(index), "units": _qty(units), "price": _qty(flat_fee), "amount": _qty(amount)}
-    return {kind: int(index), "units": _qty(units), "unit_price": _qty(unit_price), "flat_fee": _qty(flat_fee),
-            "amount": _qty(amount)}
+        return {"step": int(r.index), "units": _qty(r.units), "price": _qty(r.flat_fee), "amount": _qty(r.amount)}
+    return {kind: int(r.index), "units": _qty(r.units), "unit_price": _qty(r.unit_price),
+            "flat_fee": _qty(r.flat_fee), "amount": _qty(r.amount)}
 
 
 @dataclass
@@ -112,6 +124,7 @@ class Invoice:
     status: str = "draft"
     finalized_at: str | None = None
     document: dict | None = None  # the stored document of a finalized invoice
+    finalized_now: bool = False  # finalized by this call (not stored before)
 
     def as_dict(self) -> dict:
         if self.document is not None:
@@ -129,11 +142,14 @@ class Invoice:
         }
 
 
-def _priced(client: Client, period: str, customer: str | None, digest: str = "") -> dict[str, Invoice]:
+def _priced(client: Client, period: str, customer: str | None, digest: str = "",
+            catalog_tables: dict[str, list[tuple]] | None = None) -> dict[str, Invoice]:
+    """Draft invoices priced by sql/invoice/invoice_lines.sql; `catalog_tables` stand in for the
+    stored catalog (shadow pricing)."""
     start, end = month_bounds(period)
     rows = clickhouse.query(client, "invoice/invoice_lines", {
         "period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None),
-        "customer": customer or "", "digest": digest})
+        "customer": customer or "", "digest": digest}, tables=catalog_tables)
     invoices: dict[str, Invoice] = {}
     for r in rows:
         inv = invoices.get(r["customer_id"])
@@ -143,7 +159,7 @@ def _priced(client: Client, period: str, customer: str | None, digest: str = "")
         inv.lines.append(Line(r["line_type"], r["meter_id"], r["filter_text"], r["model"], r["quantity"],
                               r["billable"], r["amount_exact"], r["amount"], r["minor_units"],
                               (_iso(r["seg_start"]), _iso(r["seg_end"])), r["plan_id"], r["version"],
-                              breakdown=list(r["breakdown"])))
+                              breakdown=[BreakdownRow(*b) for b in r["breakdown"]]))
     return invoices
 
 
@@ -175,6 +191,13 @@ def _corrections(client: Client, period: str, customer: str | None) -> dict[str,
                         a_now - a_was, a_now - a_was, minor, (key[3], line.segment[1] if line else key[3]),
                         line.plan if line else "", line.version if line else 0, billed_period, key[0])))
     return out
+
+
+def priced_with(client: Client, period: str, catalog_tables: dict[str, list[tuple]],
+                customer: str | None = None) -> list[Invoice]:
+    """The period's invoices priced from the stored events with another catalog's tables (drafts,
+    without corrections); nothing is stored."""
+    return [inv for _, inv in sorted(_priced(client, period, customer, "", catalog_tables).items())]
 
 
 def compute(client: Client, period: str, *, customer: str | None = None) -> list[Invoice]:
@@ -223,9 +246,28 @@ def finalize(client: Client, period: str, *, customer: str | None = None, now: d
                 [inv.customer, period, now, n, line.corrects_period, line.corrects_type or line.type, line.meter,
                  line.filter, line.segment[0], line.quantity, line.amount]
                 for n, line in enumerate(inv.lines)])
-            inv.document = doc
+            inv.document, inv.finalized_now = doc, True
         out.append(inv)
     return out
+
+
+def due_periods(client: Client, settlement_window: timedelta, now: datetime) -> list[str]:
+    """Periods with usage and a customer still on a draft whose settlement window has passed:
+    late events are awaited for `settlement_window` after a period ends, then it is final."""
+    return [r["period"] for r in clickhouse.query(client, "invoice/unsettled_periods")
+            if r["period_end"].replace(tzinfo=UTC) + settlement_window <= now]
+
+
+def finalize_due(client: Client, settlement_window: timedelta, *, now: datetime | None = None,
+                 due_as_of: datetime | None = None) -> dict[str, int]:
+    """Finalizes every period due as of `due_as_of` (default: now; TALLYFLOW_SETTLEMENT_WINDOW);
+    returns period -> invoices finalized now. Events that reach a finalized period later are
+    corrections on the next invoice."""
+    now = now or datetime.now(UTC)
+    done = {}
+    for period in due_periods(client, settlement_window, due_as_of or now):
+        done[period] = sum(1 for i in finalize(client, period, now=now) if i.finalized_now)
+    return done
 
 
 def render_table(invoices: list[Invoice]) -> str:
@@ -243,9 +285,11 @@ def render_table(invoices: list[Invoice]) -> str:
                 label = f"correction of {line['corrects']['period']}: {what}"
             elif label is None:
                 label = f"{line['meter']}{'{' + line['filter'] + '}' if line['filter'] else ''} ({line['model']})"
-            qty = line["quantity"] if line["type"] in ("usage", "credits", "correction") and line["meter"] else ""
-            if line["type"] == "credits" and line["billable"] != "0":
-                qty = f"{line['quantity']} ({line['billable']} uncovered)"
+            qty = line["quantity"] if line["type"] in ("usage", "correction") and line["meter"] else ""
+            if line["type"] == "credits":
+                label = "prepaid credits (uncovered: overage)"
+                qty = f"{line['quantity']} credits" + (f" ({line['billable']} uncovered)"
+                                                        if line["billable"] != "0" else "")
             out.append(f"  {label:<44} {qty:>18} {line['amount']:>14}")
         out.append(f"  {'total':<44} {'':>18} {d['total']:>14}")
         out.append("")

@@ -32,7 +32,6 @@ from pyflink.table import StatementSet, StreamTableEnvironment, TableEnvironment
 
 from tallyflow import checkpoints, topics
 from tallyflow.catalog import Catalog, Meter
-from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings, flink_interval
 
 UDF_CLASS = "io.tallyflow.udf.DecodeUsageEvent"
@@ -260,17 +259,12 @@ def build(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, o
 
 def _fault(settings: Settings) -> tuple[int, str] | None:
     """TALLYFLOW_FAULT=drawdown-after:N (tests and chaos runs): the drawdown fails once."""
-    if not settings.fault:
+    fault = settings.fault
+    if fault is None or fault.kind != "drawdown-after":
         return None
-    name, _, n = settings.fault.partition(":")
-    if name not in ("drawdown-after", "loader-after-insert", "clickhouse-down") or not n.isdigit():
-        raise UserError(f"TALLYFLOW_FAULT '{settings.fault}' is not drawdown-after:N, loader-after-insert:N "
-                        "or clickhouse-down:S")
-    if name != "drawdown-after":
-        return None
-    marker = settings.home / "faults" / f"{settings.topic_prefix}drawdown-after-{n}"
+    marker = fault.marker(settings.home, settings.topic_prefix)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    return int(n), str(marker)
+    return fault.n, str(marker)
 
 
 def credit_meters(catalog: Catalog) -> list[Meter]:

@@ -53,11 +53,12 @@ class LoadStats:
 
 
 class Loader:
-    def __init__(self, settings: Settings, client: Client, *, group_suffix: str = "loader"):
+    def __init__(self, settings: Settings, client: Client, *, group_suffix: str = topics.LOADER_GROUP):
         self.settings = settings
         self.client = client
         self.stats = LoadStats()
         self._outage_since: float | None = None
+        self._fault_started: float | None = None  # TALLYFLOW_FAULT=clickhouse-down: when inserts began failing
         self._table_of = {settings.topic(t): table for t, table in JSON_TABLES.items()}
         self._dlq = settings.topic(topics.DLQ)
         self._consumer = Consumer({
@@ -144,12 +145,15 @@ class Loader:
     def _maybe_outage(self) -> None:
         """TALLYFLOW_FAULT=clickhouse-down:S (chaos runs): every insert fails for S seconds from the
         first one, as if ClickHouse were unreachable. (Embedded chdb cannot be cut from outside.)"""
-        name, _, seconds = self.settings.fault.partition(":")
-        if name != "clickhouse-down" or not seconds.isdigit():
+        fault = self.settings.fault
+        if fault is None or fault.kind != "clickhouse-down":
             return
-        self._fault_started = getattr(self, "_fault_started", None) or time.monotonic()
-        if time.monotonic() - self._fault_started < int(seconds):
-            raise ConnectionError(f"ClickHouse unreachable (TALLYFLOW_FAULT={self.settings.fault})")
+        if self._fault_started is None:
+            if not fault.fire_once(self.settings.home, self.settings.topic_prefix):
+                return
+            self._fault_started = time.monotonic()
+        if time.monotonic() - self._fault_started < fault.n:
+            raise ConnectionError(f"ClickHouse unreachable (TALLYFLOW_FAULT=clickhouse-down:{fault.n})")
 
     def _rewind(self, batches: dict[tuple[str, int], list[Message]], error: Exception) -> None:
         """An insert failed (ClickHouse unreachable, restarting, out of space): seek back to every
@@ -170,13 +174,10 @@ class Loader:
     def _maybe_crash(self) -> None:
         """TALLYFLOW_FAULT=loader-after-insert:N (chaos runs): the process dies once after the N-th
         insert and before its offsets are committed, the loader's one failure window."""
-        name, _, n = self.settings.fault.partition(":")
-        if name != "loader-after-insert" or not n.isdigit() or self.stats.batches < int(n):
+        fault = self.settings.fault
+        if fault is None or fault.kind != "loader-after-insert" or self.stats.batches < fault.n:
             return
-        marker = self.settings.home / "faults" / f"{self.settings.topic_prefix}loader-after-insert-{n}"
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+        if fault.fire_once(self.settings.home, self.settings.topic_prefix):
             os._exit(137)
 
     def _land(self, topic: str, partition: int, batch: list[Message]) -> None:
@@ -208,6 +209,12 @@ class Loader:
             return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
         except KafkaException as e:
             raise UserError(f"loader cannot read the end offsets: {e.args[0].str()}") from None
+
+    def drain(self) -> None:
+        """Lands everything committed to the output topics as of now."""
+        ends = self.end_offsets()
+        while not self.drained(ends):
+            self.poll(timeout=0.2)
 
     def drained(self, ends: dict[tuple[str, int], int]) -> bool:
         """True when every partition has been read up to the given end offsets."""

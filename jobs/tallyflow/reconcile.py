@@ -11,6 +11,8 @@ Checks, each a row naming the customer, meter, period and the two numbers set ag
   where every event of the meter was rated (none arrived too late) and there was usage.
 * credits_implied_vs_ledger: credits the events imply against the ledger's draws plus uncovered
   usage (sql/reconcile/credits.sql).
+* ledger_entry_numbers: each customer's ledger entries against its distinct entry numbers (no
+  entry number used twice, sql/reconcile/ledger_entries.sql).
 * balance_vs_ledger: each customer's last balance signal against grants minus the ledger's draws
   up to that signal, over the grants usable at its time.
 
@@ -78,6 +80,9 @@ def run(client: Client, period: str) -> dict:
     for r in clickhouse.query(client, "reconcile/credits", params):
         checks.append(Check("credits_implied_vs_ledger", r["customer_id"], r["meter_id"], period, "implied credits",
                             _dec(r["implied_credits"]), "ledger credits", _dec(r["ledger_credits"])))
+    for r in clickhouse.query(client, "reconcile/ledger_entries"):
+        checks.append(Check("ledger_entry_numbers", r["customer_id"], "", period, "ledger entries", r["entries"],
+                            "distinct entry numbers", r["entry_numbers"]))
     checks += _balance_checks(client, period)
     counts = {r["name"]: r["n"] for r in clickhouse.query(client, "reconcile/counts", params)}
     failed = [c for c in checks if not c.ok]

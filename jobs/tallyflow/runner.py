@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tallyflow import balance, catalog_store, checkpoints, clickhouse, job, topics
+from tallyflow import balance, catalog_store, checkpoints, clickhouse, invoice, job, topics
 from tallyflow import catalog as catalog_mod
 from tallyflow.errors import UserError
 from tallyflow.loader import Loader
@@ -28,12 +29,13 @@ class RunResult:
     running_seconds: float = 0.0  # from the job reaching RUNNING (sources about to read) to the last result
     resumed_from: str | None = None  # the checkpoint or savepoint this run continued
     reading_seconds: float | None = None  # from the first event read (jobs/jvm FirstEvent) to the last result
+    finalized: dict[str, int] = field(default_factory=dict)  # period -> invoices the settlement window finalized
 
     def as_dict(self) -> dict:
         return {"status": self.status, "seconds": round(self.seconds, 3), "job_seconds": round(self.job_seconds, 3),
                 "running_seconds": round(self.running_seconds, 3),
                 "reading_seconds": None if self.reading_seconds is None else round(self.reading_seconds, 3),
-                "resumed_from": self.resumed_from, "loaded": self.loaded}
+                "resumed_from": self.resumed_from, "loaded": self.loaded, "finalized": self.finalized}
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -67,16 +69,19 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
     # restores its state (a job that finishes on its own leaves nothing to restore).
     bounds = topics.input_ends(settings) if bounded else None
     started = time.monotonic()
+    loader = Loader(settings, client)
+    # Land what earlier runs committed first (a killed run's last checkpoint, say): customers the
+    # restored state does not know (every one, in a first or fresh run) continue their credit
+    # balances and entry numbers from the ledger, which must be complete for that.
+    loader.drain()
+    seeds = balance.seeds_for_start(settings, client, cat) if job.credit_meters(cat) else None
     t_env = job.create_environment()
     try:
-        # Customers the restored state does not know (or every one, in a first or fresh run)
-        # continue their credit balances from the ledger.
-        seeds = balance.drawdown_seeds(client, cat) if job.credit_meters(cat) else None
         statements = job.build(t_env, settings, cat, job.JobOptions(
             credit_seeds=seeds, resume_from=restore.resolve().as_uri() if restore else None))
     except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
+        loader.close()
         raise UserError(f"the job could not be built: {_root_cause(e)}") from None
-    loader = Loader(settings, client)
     stop = {"requested": False}
 
     def _stop(*_: object) -> None:
@@ -90,13 +95,14 @@ def run(settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progr
         except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
             raise UserError(f"the job could not start: {_root_cause(e)}") from None
         running = wait_running(job_client)
-        status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds)
+        settler = _Settler(settings, loader)
+        status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds, settler)
         if savepoint is not None:
             checkpoints.prune(settings, savepoint)
         now = time.monotonic()
         reading = time.time() - first_ms / 1000 if first_ms else None
         return RunResult(status, now - started, loader.stats.as_dict(), now - submitted, now - running,
-                         str(restore) if restore else None, reading)
+                         str(restore) if restore else None, reading, settler.finalized)
     except KeyboardInterrupt:
         stop["requested"] = True
         return RunResult("CANCELED", time.monotonic() - started, loader.stats.as_dict())
@@ -130,8 +136,10 @@ def load_forever(settings: Settings, catalog_path: str | Path | None, on_progres
 
 def wait_running(job_client, deadline_s: float = 120.0) -> float:
     """When the job reached RUNNING: planning and submission are over, tasks are deploying and
-    the sources are about to read (the start of a throughput measurement; see bench.py)."""
+    the sources are about to read (the start of a throughput measurement; see bench.py). Raises
+    UserError when it is still being created or initialized at the deadline."""
     started = time.monotonic()
+    status = "unknown"
     while time.monotonic() - started < deadline_s:
         try:
             status = str(job_client.get_job_status().result())
@@ -140,7 +148,8 @@ def wait_running(job_client, deadline_s: float = 120.0) -> float:
         if status != "JobStatus.CREATED" and status != "JobStatus.INITIALIZING":
             return time.monotonic()
         time.sleep(0.02)  # a status poll while the job deploys, bounded by the deadline
-    return time.monotonic()
+    raise UserError(f"the job did not reach RUNNING within {deadline_s:g} s (still {status.split('.')[-1]}): "
+                    "its tasks were not deployed; check the TaskManager's free slots and memory")
 
 
 class _EndWatch:
@@ -175,6 +184,46 @@ class _EndWatch:
         return True
 
 
+class _Settler:
+    """Finalizes the periods whose settlement window has passed, from the running pipeline
+    (TALLYFLOW_SETTLEMENT_WINDOW): once a period is due, the input as of that moment is read to
+    its ends by the job (its group committed them: a checkpoint covers them), and everything the
+    job committed up to then has landed, so the invoices hold every event that arrived in time.
+    Events that arrive later are corrections on the next invoice."""
+
+    INTERVAL_S = 5.0
+
+    def __init__(self, settings: Settings, loader: Loader):
+        self.settings, self.loader = settings, loader
+        self.finalized: dict[str, int] = {}
+        self._next = 0.0
+        self._due_at: datetime | None = None  # when the periods being settled fell due
+        self._inputs: dict[str, int] | None = None  # the input ends as of then
+        self._outputs: dict[tuple[str, int], int] | None = None  # the output ends once those were read
+
+    def tick(self, now: float) -> None:
+        if now < self._next:
+            return
+        self._next = now + self.INTERVAL_S
+        group = f"{self.settings.topic_prefix}{job.JOB_GROUP}"
+        if self._inputs is None:
+            wall = datetime.now(UTC)
+            if invoice.due_periods(self.loader.client, self.settings.settlement_window, wall):
+                self._due_at, self._inputs = wall, topics.input_ends(self.settings)
+        elif self._outputs is None:
+            if not topics.behind(self.settings, self._inputs, group):
+                self._outputs = self.loader.end_offsets()
+        elif self.loader.drained(self._outputs):
+            self.settle(self._due_at)
+            self._inputs = self._outputs = None
+
+    def settle(self, due_as_of: datetime | None = None) -> None:
+        """Finalizes the periods due as of `due_as_of` (default now): everything read has landed."""
+        done = invoice.finalize_due(self.loader.client, self.settings.settlement_window, due_as_of=due_as_of)
+        for period, n in done.items():
+            self.finalized[period] = self.finalized.get(period, 0) + n
+
+
 def _drain(job_client, directory: str) -> Path:
     """Stop with a savepoint, advancing to the end of event time (what a bounded input's end does:
     every window fires); the savepoint is where the next run continues. Through the Java client:
@@ -206,8 +255,8 @@ def first_event_ms(execution_result) -> int | None:
     return int(value) if value is not None and int(value) < 2**62 else None
 
 
-def _supervise(job_client, loader: Loader, stop: dict, on_progress,
-               bounds: dict[str, int] | None = None) -> tuple[str, int | None, Path | None]:
+def _supervise(job_client, loader: Loader, stop: dict, on_progress, bounds: dict[str, int] | None = None,
+               settler: _Settler | None = None) -> tuple[str, int | None, Path | None]:
     """Lands the job's output while it runs; with `bounds`, ends it with a draining savepoint once
     its group has committed every input end (a checkpoint covers them). Returns the job's end
     status, when it read its first event, and the savepoint it ended with."""
@@ -232,6 +281,8 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress,
         if now - last_check < 0.5:
             continue
         last_check = now
+        if settler is not None and not canceled:
+            settler.tick(now)
         if watch is not None and not canceled and watch.reached():
             watch = None
             savepoint = _drain(job_client, checkpoints.savepoints(loader.settings).resolve().as_uri())
@@ -244,7 +295,7 @@ def _supervise(job_client, loader: Loader, stop: dict, on_progress,
                     raise UserError(f"the job failed: {_root_cause(e)}") from None
                 status = "CANCELED"
     # The final checkpoint committed the sinks' transactions: land everything up to the end.
-    ends = loader.end_offsets()
-    while not loader.drained(ends):
-        loader.poll(timeout=0.2)
+    loader.drain()
+    if settler is not None and status == "FINISHED":
+        settler.settle()  # the job read its inputs to their ends and all of it landed
     return status, first, savepoint

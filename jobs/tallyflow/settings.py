@@ -25,6 +25,7 @@
 | TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
 | TALLYFLOW_CREDIT_FLUSH | 200ms | credit usage is drawn down in micro-batches this long (per customer) |
 | TALLYFLOW_LOADER_OUTAGE | 10min | how long the loader retries inserts ClickHouse refuses before it gives up |
+| TALLYFLOW_SETTLEMENT_WINDOW | 48h | late events are awaited this long after a period ends; then it is finalized |
 | TALLYFLOW_FAULT | (none) | tests only: `drawdown-after:N`, `loader-after-insert:N`, `clickhouse-down:S` |
 | TALLYFLOW_UNSAFE_AT_LEAST_ONCE | false | tests only (the chaos negative control): Kafka sinks without transactions |
 | TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
@@ -39,7 +40,9 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from tallyflow import faults
 from tallyflow.errors import UserError
+from tallyflow.faults import Fault
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _DURATION = re.compile(r"^(\d+)\s*(ms|s|min|h|d)$")
@@ -119,8 +122,9 @@ class Settings:
     max_record_bytes: int
     require_known_customer: bool
     restart_attempts: int
+    settlement_window: timedelta = timedelta(hours=48)
     credit_flush: timedelta = timedelta(milliseconds=200)
-    fault: str = ""
+    fault: Fault | None = None
     loader_outage: timedelta = timedelta(minutes=10)
     unsafe_at_least_once: bool = False
     flink_conf: tuple[tuple[str, str], ...] = ()
@@ -156,7 +160,8 @@ class Settings:
             max_record_bytes=_int("TALLYFLOW_MAX_RECORD_BYTES", 65536),
             require_known_customer=_bool("TALLYFLOW_REQUIRE_KNOWN_CUSTOMER", False),
             restart_attempts=_int("TALLYFLOW_RESTART_ATTEMPTS", 3),
-            fault=os.environ.get("TALLYFLOW_FAULT", ""),
+            settlement_window=parse_duration(_env("TALLYFLOW_SETTLEMENT_WINDOW", "48h"), "TALLYFLOW_SETTLEMENT_WINDOW"),
+            fault=faults.parse(os.environ.get("TALLYFLOW_FAULT", "")),
             loader_outage=parse_duration(_env("TALLYFLOW_LOADER_OUTAGE", "10min"), "TALLYFLOW_LOADER_OUTAGE"),
             unsafe_at_least_once=_bool("TALLYFLOW_UNSAFE_AT_LEAST_ONCE", False),
             credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "200ms"), "TALLYFLOW_CREDIT_FLUSH"),

@@ -24,8 +24,9 @@ GRANTS = "grants"  # CreditGrant top-ups, Confluent-framed Avro, keyed by custom
 LEDGER = "credit-ledger"  # credit movements: grants, draws, uncovered usage (JSON rows, exactly-once)
 SIGNALS = "credit-signals"  # balance, alert, exhausted, restored (JSON rows, at-least-once: low latency)
 
+LOADER_GROUP = "loader"  # the loader's consumer group, after the prefix
+
 ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES, GRANTS, LEDGER, SIGNALS)
-JOB_OUTPUTS = (ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES, LEDGER, SIGNALS)
 
 
 def quiet_logger() -> logging.Logger:
@@ -83,6 +84,11 @@ JOB_INPUTS = (EVENTS, GRANTS)
 
 def input_ends(settings: Settings) -> dict[str, int]:
     """The committed end offset of every partition the job reads ("topic:partition" -> offset)."""
+    return committed_ends(settings, JOB_INPUTS)
+
+
+def committed_ends(settings: Settings, names: tuple[str, ...]) -> dict[str, int]:
+    """The committed end offset (last stable offset) of every partition of these topics."""
     from confluent_kafka import IsolationLevel, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
@@ -90,11 +96,26 @@ def input_ends(settings: Settings) -> dict[str, int]:
     try:
         meta = client.list_topics(timeout=10).topics
         request = {TopicPartition(settings.topic(t), p): OffsetSpec.latest()
-                   for t in JOB_INPUTS if settings.topic(t) in meta for p in meta[settings.topic(t)].partitions}
+                   for t in names if settings.topic(t) in meta for p in meta[settings.topic(t)].partitions}
         futures = client.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)
         return {f"{tp.topic}:{tp.partition}": f.result().offset for tp, f in futures.items()}
     except KafkaException as e:
-        raise UserError(f"cannot read the input end offsets: {e.args[0]}") from None
+        raise UserError(f"cannot read the end offsets of {', '.join(names)}: {e.args[0]}") from None
+
+
+def unlanded(settings: Settings, names: tuple[str, ...], group: str) -> dict[str, tuple[int, int]]:
+    """The partitions of these topics where a read_committed reader would find records the
+    consumer group has not committed yet ("topic:partition" -> (committed, end))."""
+    return behind(settings, committed_ends(settings, names), group)
+
+
+def behind(settings: Settings, ends: dict[str, int], group: str) -> dict[str, tuple[int, int]]:
+    """The partitions where the group's committed offset has not reached `ends` with records a
+    read_committed reader would see ("topic:partition" -> (committed, end))."""
+    done = group_positions(settings, group)
+    short = {tp: (done.get(tp, 0), end) for tp, end in ends.items() if done.get(tp, 0) < end}
+    # A commit marker at a partition's end takes an offset no reader sees: ask what is readable.
+    return short if short and visible_records_between(settings, short) else {}
 
 
 def group_positions(settings: Settings, group: str) -> dict[str, int]:

@@ -2,10 +2,14 @@
 -- `draw` (usage covered by one grant: customer, meter, event second, quantity, credits) and
 -- `uncovered` (usage no grant covered: overage or paused). Catalog grants are in catalog_grants.
 -- Written by the job's exactly-once ledger topic; the invoice and `tallyflow balance` read it.
--- Engine: ReplacingMergeTree on (customer_id, seq): seq is the customer's entry number, kept in
---   checkpointed state, so a replayed load collapses; nothing else does. Readers use FINAL.
--- ORDER BY (customer_id, seq): per-customer history in order. PARTITION BY month of event_time:
---   billing periods (a grant's event_time is its effective_at).
+-- Engine: ReplacingMergeTree whose key ends with the entry's Kafka coordinates in the ledger topic:
+--   a replayed load (the same record read again) collapses, and nothing else does, so an entry
+--   once written is never replaced, even by an entry that reuses its seq (reconcile flags that).
+--   seq is the customer's entry number, kept in checkpointed state and continued from this table
+--   by a job that starts without state. Readers use FINAL.
+-- ORDER BY (customer_id, seq, ...): per-customer history in order. PARTITION BY month of
+--   event_time: billing periods (a grant's event_time is its effective_at); a replayed load
+--   carries the same record, so the same event_time.
 CREATE TABLE IF NOT EXISTS credit_ledger
 (
     customer_id      String,
@@ -30,5 +34,5 @@ CREATE TABLE IF NOT EXISTS credit_ledger
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (customer_id, seq)
+ORDER BY (customer_id, seq, kafka_partition, kafka_offset)
 SETTINGS non_replicated_deduplication_window = 1000

@@ -3,7 +3,10 @@
 -- after a top-up, `grant_ignored` for a resent grant id. The topic is at-least-once (no wait for
 -- a checkpoint: latency), so after a job restart a seq may arrive twice.
 -- Engine: ReplacingMergeTree on (customer_id, seq): the last copy of a seq wins. Readers use FINAL.
--- ORDER BY (customer_id, seq): per-customer timeline. PARTITION BY month of emitted_at.
+-- ORDER BY (customer_id, seq): per-customer timeline. Not partitioned: replacing works only inside
+--   one partition, and nothing but the key is reproduced by a replay (a signal sent again after a
+--   restart has a new emitted_at, and may cover another event second), so any partition
+--   expression could keep both copies. The table is small (a few rows per customer per second).
 CREATE TABLE IF NOT EXISTS credit_signals
 (
     customer_id      String,
@@ -25,6 +28,5 @@ CREATE TABLE IF NOT EXISTS credit_signals
     loaded_at        DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(emitted_at)
 ORDER BY (customer_id, seq)
 SETTINGS non_replicated_deduplication_window = 1000

@@ -129,22 +129,22 @@ WITH
                    ch.model = 'package', packages * toDecimal256(ch.package_price, 12),
                    ch.model = 'staircase', toDecimal256(ch.step_price[s_index], 24),
                    toDecimal256(0, 24)) AS amount_exact,
-               -- The tiers or steps behind the amount: (index, units, unit price, flat fee, amount).
+               -- The tiers or steps behind the amount: (index, '', units, unit price, flat fee, amount).
                multiIf(
-                   ch.model = 'graduated', arrayFilter(x -> x.1 = 1 OR x.2 > 0, arrayMap(i -> (toUInt32(i),
+                   ch.model = 'graduated', arrayFilter(x -> x.1 = 1 OR x.3 > 0, arrayMap(i -> (toUInt32(i), '',
                        toDecimal256(t_units[i], 24), toDecimal256(ch.tier_unit_price[i], 24),
                        toDecimal256(if(i = 1 OR t_units[i] > 0, ch.tier_flat_fee[i], 0), 24),
                        toDecimal256(t_units[i] * toDecimal256(ch.tier_unit_price[i], 12)
                            + if(i = 1 OR t_units[i] > 0, toDecimal256(ch.tier_flat_fee[i], 24), toDecimal256(0, 24)), 24)),
                        arrayEnumerate(t_up))),
-                   ch.model = 'volume', [(toUInt32(t_index), toDecimal256(billable, 24),
+                   ch.model = 'volume', [(toUInt32(t_index), '', toDecimal256(billable, 24),
                        toDecimal256(ch.tier_unit_price[t_index], 24), toDecimal256(ch.tier_flat_fee[t_index], 24),
                        toDecimal256(amount_exact, 24))],
-                   ch.model = 'staircase', [(toUInt32(s_index), toDecimal256(billable, 24), toDecimal256(0, 24),
+                   ch.model = 'staircase', [(toUInt32(s_index), '', toDecimal256(billable, 24), toDecimal256(0, 24),
                        toDecimal256(ch.step_price[s_index], 24), toDecimal256(amount_exact, 24))],
-                   ch.model = 'package', [(toUInt32(1), toDecimal256(packages, 24),
+                   ch.model = 'package', [(toUInt32(1), '', toDecimal256(packages, 24),
                        toDecimal256(ch.package_price, 24), toDecimal256(0, 24), toDecimal256(amount_exact, 24))],
-                   [(toUInt32(1), toDecimal256(billable, 24), toDecimal256(ifNull(ch.unit_price, 0), 24),
+                   [(toUInt32(1), '', toDecimal256(billable, 24), toDecimal256(ifNull(ch.unit_price, 0), 24),
                        toDecimal256(0, 24), toDecimal256(amount_exact, 24))]) AS breakdown
         FROM charges AS ch
         LEFT JOIN usage AS u
@@ -163,7 +163,7 @@ WITH
                'base_fee' AS line_type, 0 AS line_order, '' AS meter_id, '' AS filter_text, '' AS model,
                toDecimal256(share, 24) AS quantity, toDecimal256(share, 24) AS billable,
                toDecimal256(toDecimal256(base_fee, 12) * share, 24) AS amount_exact,
-               CAST([], 'Array(Tuple(UInt32, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))') AS breakdown
+               CAST([], 'Array(Tuple(UInt32, String, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))') AS breakdown
         FROM plans
         WHERE base_fee > 0
     ),
@@ -181,26 +181,19 @@ WITH
         INNER JOIN catalog_credit_rates AS r
             ON r.plan_id = pl.plan_id AND r.version = pl.version AND r.catalog_digest = digest
     ),
-    credit_lines AS (
-        -- Credit-priced meters read the job's ledger, so the invoice and the real-time balance
-        -- never disagree: covered usage (draws) costs nothing here, usage no grant covered is
-        -- overage at credit_price x overage_multiplier per credit (on_exhausted: overage) or
-        -- not billed (pause). Breakdown: (1 covered | 2 uncovered, units, credits, price per credit, amount).
+    credit_usage AS (
+        -- Per segment and credit-priced meter, from the job's ledger (so the invoice and the
+        -- real-time balance never disagree): the usage, and the part grants covered (draws) or did
+        -- not (uncovered). The time condition lives in the aggregates: unmatched rows of a LEFT JOIN
+        -- carry defaults.
         SELECT ct.customer_id AS customer_id, ct.plan_id AS plan_id, ct.version AS version, ct.currency AS currency,
                ct.minor_units AS minor_units, ct.seg_start AS seg_start, ct.seg_end AS seg_end,
-               'credits' AS line_type, 500 AS line_order, ct.meter_id AS meter_id, '' AS filter_text,
-               'credits' AS model,
-               -- The time condition lives in the aggregates: unmatched rows of a LEFT JOIN carry defaults.
+               ct.meter_id AS meter_id, any(ct.overage_price) AS overage_price,
                sumIf(toDecimal256(l.quantity, 24),
-                     (l.event_time >= ct.seg_start AND l.event_time < ct.seg_end) AS in_seg) AS quantity,
-               sumIf(toDecimal256(l.quantity, 24), in_seg AND l.kind = 'uncovered') AS billable,
+                     (l.event_time >= ct.seg_start AND l.event_time < ct.seg_end) AS in_seg) AS units,
+               sumIf(toDecimal256(l.quantity, 24), in_seg AND l.kind = 'uncovered') AS uncovered_units,
                sumIf(toDecimal256(l.credits, 24), in_seg AND l.kind = 'draw') AS covered_credits,
-               sumIf(toDecimal256(l.credits, 24), in_seg AND l.kind = 'uncovered') AS uncovered_credits,
-               toDecimal256(uncovered_credits * any(ct.overage_price), 24) AS amount_exact,
-               [(toUInt32(1), toDecimal256(quantity - billable, 24), covered_credits, toDecimal256(0, 24),
-                 toDecimal256(0, 24)),
-                (toUInt32(2), billable, uncovered_credits, toDecimal256(any(ct.overage_price), 24), amount_exact)]
-                   AS breakdown
+               sumIf(toDecimal256(l.credits, 24), in_seg AND l.kind = 'uncovered') AS uncovered_credits
         FROM credit_terms AS ct
         LEFT JOIN (
             SELECT customer_id, meter_id, event_time, kind, quantity, credits FROM credit_ledger FINAL
@@ -209,15 +202,31 @@ WITH
         GROUP BY ct.customer_id, ct.plan_id, ct.version, ct.currency, ct.minor_units, ct.seg_start, ct.seg_end,
                  ct.meter_id
     ),
+    credit_lines AS (
+        -- One line per plan segment (shared/CATALOG.md, Credits): every uncovered credit of the
+        -- segment summed, priced at credit_price x overage_multiplier (overage) or 0 (pause), and
+        -- rounded once, so the amount never depends on which meter's usage crossed zero first.
+        -- quantity: credits consumed; billable: the uncovered ones. Breakdown per meter, sorted:
+        -- (1 covered | 2 uncovered, meter, units, credits, price per credit, exact amount).
+        SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end,
+               'credits' AS line_type, 500 AS line_order, '' AS meter_id, '' AS filter_text, 'credits' AS model,
+               toDecimal256(sum(covered_credits) + sum(uncovered_credits), 24) AS quantity,
+               toDecimal256(sum(uncovered_credits), 24) AS billable,
+               toDecimal256(sum(uncovered_credits) * any(overage_price), 24) AS amount_exact,
+               arraySort(x -> (x.2, x.1), arrayFlatten(groupArray([
+                   (toUInt32(1), toString(cu.meter_id), toDecimal256(units - uncovered_units, 24), covered_credits,
+                    toDecimal256(0, 24), toDecimal256(0, 24)),
+                   (toUInt32(2), toString(cu.meter_id), uncovered_units, uncovered_credits,
+                    toDecimal256(overage_price, 24), toDecimal256(uncovered_credits * overage_price, 24))]))) AS breakdown
+        FROM credit_usage AS cu
+        GROUP BY customer_id, plan_id, version, currency, minor_units, seg_start, seg_end
+    ),
     priced AS (
         SELECT *, if(minor_units = 0, round(amount_exact, 0), round(amount_exact, 2)) AS amount
         FROM (
             SELECT * FROM charge_lines
             UNION ALL SELECT * FROM base_lines
-            UNION ALL
-            SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
-                   meter_id, filter_text, model, quantity, billable, amount_exact, breakdown
-            FROM credit_lines
+            UNION ALL SELECT * FROM credit_lines
         )
     ),
     minimum_lines AS (
@@ -229,7 +238,7 @@ WITH
                if(pl.minor_units = 0, round(minimum_exact, 0), round(minimum_exact, 2)) AS minimum,
                toDecimal256(minimum_exact - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount_exact,
                toDecimal256(minimum - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount,
-               CAST([], 'Array(Tuple(UInt32, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))') AS breakdown
+               CAST([], 'Array(Tuple(UInt32, String, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))') AS breakdown
         FROM plans AS pl
         LEFT JOIN (SELECT customer_id, seg_start, sum(amount) AS subtotal FROM priced GROUP BY customer_id, seg_start) AS t
             ON t.customer_id = pl.customer_id AND t.seg_start = pl.seg_start

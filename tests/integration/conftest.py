@@ -72,6 +72,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TALLYFLOW_")}
     base["TALLYFLOW_HOME"] = str(home)
     base["TALLYFLOW_CHECKPOINT_INTERVAL"] = "1s"
+    # Past months stay open (drafts) unless a test sets a settlement window itself.
+    base["TALLYFLOW_SETTLEMENT_WINDOW"] = "36500d"
     if os.environ.get("TALLYFLOW_KAFKA_BOOTSTRAP"):
         env = {**base, "TALLYFLOW_KAFKA_BOOTSTRAP": os.environ["TALLYFLOW_KAFKA_BOOTSTRAP"]}
         if os.environ.get("TALLYFLOW_CLICKHOUSE_URL"):

@@ -33,7 +33,7 @@ def test_reconcile_clean_run_then_planted_faults(tallyflow, tmp_path):
     assert (code, r["discrepancies"], r["failed"]) == (0, 0, [])
     checks = {c["check"] for c in r["passed"]}
     assert checks == {"events_vs_outputs", "metered_vs_rated", "rated_vs_invoice", "credits_implied_vs_ledger",
-                      "balance_vs_ledger"}
+                      "balance_vs_ledger", "ledger_entry_numbers"}
     unique = {(e["customer_id"], e["event_id"]) for e in sent}
     accepted = sum(n for k, n in r["counts"].items() if k.startswith("accepted_"))
     assert accepted == len(unique) and r["counts"]["duplicates"] == len(sent) - len(unique)
@@ -47,12 +47,16 @@ def test_reconcile_clean_run_then_planted_faults(tallyflow, tmp_path):
     # A credit draw recorded twice.
     _plant(tallyflow, "INSERT INTO credit_ledger SELECT * REPLACE (seq + 1000000 AS seq) FROM credit_ledger FINAL "
                       "WHERE customer_id = 'cust_009' AND kind = 'draw' ORDER BY seq LIMIT 1")
+    # An entry number used twice (a job that started without continuing the ledger).
+    _plant(tallyflow, "INSERT INTO credit_ledger SELECT * REPLACE (kafka_offset + 1000000 AS kafka_offset) "
+                      "FROM credit_ledger FINAL WHERE customer_id = 'cust_010' ORDER BY seq LIMIT 1")
     code, r = reconcile(tallyflow)
     failed = {(c["check"], c["customer"], c["meter"]) for c in r["failed"]}
     assert code == 1
     assert ("events_vs_outputs", w["customer_id"], w["meter_id"]) in failed
     assert ("metered_vs_rated", "cust_001", "api_calls") in failed
     assert any(c == "credits_implied_vs_ledger" and cust == "cust_009" for c, cust, _ in failed)
+    assert ("ledger_entry_numbers", "cust_010", "") in failed
     row = next(c for c in r["failed"] if c["check"] == "events_vs_outputs")
     assert row["period"] == PERIOD and row["left"]["value"] != row["right"]["value"]
 

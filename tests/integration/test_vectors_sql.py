@@ -50,8 +50,8 @@ def test_breakdown_matches_python_rater(case, invoices):
         charge = next(c for c in plan.charges
                       if c.meter == line.meter and ",".join(f"{k}={v}" for k, v in c.filter) == line.filter)
         rows = pricing.price(charge, line.quantity).breakdown
-        assert sum((Decimal(b[4]) for b in line.breakdown), Decimal(0)) == line.amount_exact
-        assert [(int(b[0]) - 1, norm(b[1]), norm(b[4])) for b in line.breakdown] == \
+        assert sum((b.amount for b in line.breakdown), Decimal(0)) == line.amount_exact
+        assert [(int(b.index) - 1, norm(b.units), norm(b.amount)) for b in line.breakdown] == \
                [(r.index, norm(r.units), norm(r.amount)) for r in rows]
 
 

@@ -114,3 +114,18 @@ def test_unreadable_files_are_user_errors(tmp_path):
     bad.write_text("meters: [\n")
     with pytest.raises(UserError, match="not valid YAML"):
         catalog.load(bad)
+
+
+def test_customer_in_two_currencies_rejected(doc):
+    """Stripe and Lago bill a customer in one currency: a move from a USD plan to a JPY plan is
+    rejected at load, naming the customer and both currencies."""
+    doc = copy.deepcopy(doc)
+    usd = next(p for p in doc["plans"] if p["currency"] == "USD")["id"]
+    jpy = next(p for p in doc["plans"] if p["currency"] == "JPY")["id"]
+    doc["subscriptions"] = [
+        {"customer": "mover", "plan": usd, "start": "2026-01-01T00:00:00Z", "end": "2026-09-16T00:00:00Z"},
+        {"customer": "mover", "plan": jpy, "start": "2026-09-16T00:00:00Z"},
+    ]
+    (problem,) = problems(doc)
+    assert problem == (f"customer mover: subscriptions bill in USD (plan {usd}) and JPY (plan {jpy}); "
+                       "a customer is billed in one currency")

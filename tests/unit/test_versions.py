@@ -19,7 +19,8 @@ PERIOD, CATALOG, CASES = load()
 @pytest.mark.parametrize("case", VERSION_CASES, ids=[c.name for c in VERSION_CASES])
 def test_version_in_force(case):
     start, _ = month_bounds(case.period)
-    assert billing.version_in_force(case.catalog.plan_versions("p"), start, parse_time(case.at)).version == case.expected
+    got = billing.version_in_force(case.catalog.plan_versions("p"), start, parse_time(case.at))
+    assert got.version == case.expected
 
 
 @pytest.mark.parametrize("case", VERSION_CASES, ids=[c.name for c in VERSION_CASES])
