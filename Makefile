@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 TALLYFLOW := $(VENV)/bin/tallyflow
 MVN := mvn -q -B
 JARS := build/jars
-UDF_SOURCES := $(shell find jobs/jvm/src -type f) jobs/jvm/pom.xml $(wildcard schemas/*.avsc) schemas/catalog.json
+UDF_SOURCES := $(shell find jobs/jvm/src/main -type f) jobs/jvm/pom.xml $(wildcard schemas/*.avsc) schemas/catalog.json \
+	schemas/event_limits.json
 DEMO_EVENTS ?= 50000
 BENCH_EVENTS ?= 2500000
 BENCH_RATE ?= 2000
@@ -44,7 +45,7 @@ $(JARS)/flink/tallyflow-udf.jar: $(UDF_SOURCES)
 
 demo: setup
 	$(TALLYFLOW) stack up
-	$(eval PERIOD := $(shell $(PY) -c 'from tallyflow.generator import previous_month; print(previous_month())'))
+	$(eval PERIOD := $(shell $(PY) -c 'from tallyflow.core.periods import previous_month; print(previous_month())'))
 	$(TALLYFLOW) produce --generate $(DEMO_EVENTS) --customers $(DEMO_CUSTOMERS) \
 		--duplicate-rate 0.02 --late-rate 0.01 --period $(PERIOD)
 	$(TALLYFLOW) run --catalog deploy/demo/catalog.yaml --bounded
@@ -74,8 +75,8 @@ CHAOS_EVENTS ?= 1000000
 CHAOS_KILLS ?= 10
 chaos: setup
 	$(TALLYFLOW) stack up
-	$(PY) -m tallyflow.chaos --events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS)
-	$(PY) -m tallyflow.chaos --events 300000 --kills 3 --unsafe
+	$(PY) -m tallyflow.tools.chaos --events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS)
+	$(PY) -m tallyflow.tools.chaos --events 300000 --kills 3 --unsafe
 
 lint: setup
 	$(VENV)/bin/ruff check jobs tests

@@ -1,6 +1,6 @@
 """Thin entry point for a Flink cluster: `flink run -py jobs/metering_job.py --catalog catalog.yaml`.
 
-The job graph comes from the pure builder tallyflow.job.build; locally, `tallyflow run` calls the
+The job graph comes from the builder tallyflow.stream.graph (kafka_job); locally, `tallyflow run` calls the
 same builder and lands the output itself. On a cluster, run `tallyflow load` next to the job.
 """
 
@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tallyflow import balance, catalog, clickhouse, job
+from tallyflow.billing import balance
+from tallyflow.core import catalog
 from tallyflow.errors import UserError
+from tallyflow.land import clickhouse
 from tallyflow.settings import Settings
+from tallyflow.stream import environment, graph
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,13 +28,15 @@ def main(argv: list[str] | None = None) -> int:
         # Every start continues each customer's balance and ledger entry numbers from ClickHouse
         # (a restored customer keeps its Flink state); never from full grants.
         seeds = None
-        if job.credit_meters(cat):
+        if graph.credit_meters(cat):
             seeds = balance.seeds_for_start(settings, clickhouse.connect(settings), cat)
     except UserError as e:
         print(f"metering_job: {e}", file=sys.stderr)
         return 1
-    t_env = job.create_environment()
-    result = job.build(t_env, settings, cat, job.JobOptions(bounded=args.bounded, credit_seeds=seeds)).execute()
+    t_env = environment.create_environment()
+    result = graph.kafka_job(
+        t_env, settings, cat, environment.JobOptions(bounded=args.bounded, credit_seeds=seeds)
+    ).execute()
     if args.bounded:
         # Submitting returns at once; a bounded job is waited for, so this process (and, run
         # locally, the MiniCluster inside it) ends when the job has read to the ends.

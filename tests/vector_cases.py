@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from tallyflow import catalog
-from tallyflow.events import parse_time
+from tallyflow.core import catalog
+from tallyflow.core.events import parse_time
 
 VECTORS = Path(__file__).parent / "vectors" / "invoices.json"
 
@@ -33,10 +33,14 @@ def load() -> tuple[str, catalog.Catalog, list[Case]]:
     for i, c in enumerate(doc["cases"]):
         customer = f"v{i:02d}"
         subs.append({"customer": customer, "plan": c["plan"], "start": c["subscription_start"]})
-        events = [{**e, "customer_id": customer, "event_id": f"{customer}-{j}",
-                   "event_time": parse_time(e["event_time"])} for j, e in enumerate(c["events"])]
-        lines = [(x["type"], x["meter"], x["filter"], norm(x["quantity"]), norm(x["amount_exact"]), x["amount"])
-                 for x in c["expected"]["lines"]]
+        events = [
+            {**e, "customer_id": customer, "event_id": f"{customer}-{j}", "event_time": parse_time(e["event_time"])}
+            for j, e in enumerate(c["events"])
+        ]
+        lines = [
+            (x["type"], x["meter"], x["filter"], norm(x["quantity"]), norm(x["amount_exact"]), x["amount"])
+            for x in c["expected"]["lines"]
+        ]
         cases.append(Case(c["name"], customer, events, lines, c["expected"]["total"]))
     cat = catalog.parse({"meters": doc["meters"], "plans": doc["plans"], "subscriptions": subs}, "vectors")
     return doc["period"], cat, cases
@@ -58,10 +62,19 @@ def load_versions() -> list[VersionCase]:
     """tests/vectors/versions.json, each case as a one-plan catalog."""
     out = []
     for c in json.loads(VERSION_VECTORS.read_text())["cases"]:
-        plans = [{"id": "p", "version": v, "effective_from": t, "apply": a, "currency": "USD",
-                  "charges": [{"meter": "api", "model": "per_unit", "unit_price": str(v)}]}
-                 for v, t, a in c["versions"]]
-        cat = catalog.parse({"meters": [{"id": "api", "event_type": "api", "aggregation": "count"}],
-                             "plans": plans}, c["name"])
+        plans = [
+            {
+                "id": "p",
+                "version": v,
+                "effective_from": t,
+                "apply": a,
+                "currency": "USD",
+                "charges": [{"meter": "api", "model": "per_unit", "unit_price": str(v)}],
+            }
+            for v, t, a in c["versions"]
+        ]
+        cat = catalog.parse(
+            {"meters": [{"id": "api", "event_type": "api", "aggregation": "count"}], "plans": plans}, c["name"]
+        )
         out.append(VersionCase(c["name"], cat, c["period"], c["at"], c["expected"]))
     return out

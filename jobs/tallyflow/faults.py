@@ -19,6 +19,11 @@ from tallyflow.errors import UserError
 KINDS = ("drawdown-after", "loader-after-insert", "clickhouse-down")
 
 
+class InjectedCrash(BaseException):  # noqa: N818 (not an error: a simulated death)
+    """loader-after-insert fired: the process is to die now, between an insert and its offset
+    commit. The command line exits 137 on it (as a SIGKILL would), with no cleanup on the way."""
+
+
 @dataclass(frozen=True)
 class Fault:
     kind: str
@@ -44,6 +49,7 @@ def parse(text: str) -> Fault | None:
         return None
     kind, _, n = text.strip().partition(":")
     if kind not in KINDS or not n.isdigit():
-        raise UserError(f"TALLYFLOW_FAULT '{text}' is not one of drawdown-after:N, loader-after-insert:N, "
-                        "clickhouse-down:S")
+        raise UserError(
+            f"TALLYFLOW_FAULT '{text}' is not one of drawdown-after:N, loader-after-insert:N, clickhouse-down:S"
+        )
     return Fault(kind, int(n))

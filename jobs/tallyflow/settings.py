@@ -169,7 +169,8 @@ class Settings:
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(
-                f"TALLYFLOW_TOPIC_PREFIX '{s.topic_prefix}' may only hold letters, digits, '.', '_' and '-'")
+                f"TALLYFLOW_TOPIC_PREFIX '{s.topic_prefix}' may only hold letters, digits, '.', '_' and '-'"
+            )
         if s.watermark_emit not in ("on-periodic", "on-event"):
             raise UserError(f"TALLYFLOW_WATERMARK_EMIT '{s.watermark_emit}' must be on-periodic or on-event")
         if s.dedup_horizon <= s.allowed_lateness + s.window:

@@ -5,7 +5,7 @@
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
     {at:DateTime64(3, 'UTC')} AS at_time,
-    (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied) AS digest,
+    (SELECT catalog_digest FROM catalog_in_force) AS digest,
     grants AS (
         SELECT grant_id, 'catalog' AS source, credits, priority, effective_at, expires_at
         FROM catalog_grants

@@ -18,7 +18,7 @@ WITH
     {period_end:DateTime64(3, 'UTC')} AS pe,
     -- The choice stays outside the subquery: inside it, a constant condition lets ClickHouse fold
     -- the aggregate away and return one row per applied catalog.
-    if({digest:String} = '', (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied), {digest:String}) AS digest,
+    if({digest:String} = '', (SELECT catalog_digest FROM catalog_in_force), {digest:String}) AS digest,
     subs AS (
         SELECT s.customer_id AS customer_id, s.plan_id AS plan_id,
                greatest(s.start, ps) AS sub_start, least(ifNull(s.`end`, pe), pe) AS sub_end

@@ -5,7 +5,7 @@
 -- however many events a period holds.
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
-    (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied) AS digest,
+    (SELECT catalog_digest FROM catalog_in_force) AS digest,
     periods AS (
         SELECT DISTINCT concat(substring(partition, 1, 4), '-', substring(partition, 5, 2)) AS period,
                toDateTime64(concat(period, '-01 00:00:00'), 3, 'UTC') AS period_start,

@@ -6,7 +6,7 @@
 WITH
     {period_start:DateTime64(3, 'UTC')} AS ps,
     {period_end:DateTime64(3, 'UTC')} AS pe,
-    (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied) AS digest,
+    (SELECT catalog_digest FROM catalog_in_force) AS digest,
     versioned AS (
         -- Each event with its subscription's plan version in force at its time.
         SELECT e.customer_id AS customer_id, e.event_id AS event_id, any(e.event_type) AS event_type,

@@ -7,7 +7,7 @@
 WITH
     {period_start:DateTime64(3, 'UTC')} AS ps,
     {period_end:DateTime64(3, 'UTC')} AS pe,
-    (SELECT argMax(catalog_digest, applied_at) FROM catalog_applied) AS digest,
+    (SELECT catalog_digest FROM catalog_in_force) AS digest,
     meters AS (
         SELECT meter_id, event_type, aggregation, value_key FROM catalog_meters WHERE catalog_digest = digest
     ),

@@ -93,8 +93,10 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         ch = ClickHouseContainer().start()
         url = f"http://{ch.username}:{ch.password}@{ch.get_container_host_ip()}:{ch.get_exposed_port(8123)}"
         try:
-            yield Services("testcontainers", {**base, "TALLYFLOW_KAFKA_BOOTSTRAP": kafka.get_bootstrap_server(),
-                                              "TALLYFLOW_CLICKHOUSE_URL": url})
+            yield Services(
+                "testcontainers",
+                {**base, "TALLYFLOW_KAFKA_BOOTSTRAP": kafka.get_bootstrap_server(), "TALLYFLOW_CLICKHOUSE_URL": url},
+            )
         finally:
             kafka.stop()
             ch.stop()
@@ -112,7 +114,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 def clickhouse_client(tmp_path_factory: pytest.TempPathFactory):
     """ClickHouse for tests that query it in-process: the server of TALLYFLOW_CLICKHOUSE_URL, else one
     chdb store for the whole session (an embedded engine opens a single path per process)."""
-    from tallyflow import clickhouse
+    from tallyflow.land import clickhouse
     from tallyflow.settings import Settings
 
     mp = pytest.MonkeyPatch()
@@ -133,10 +135,18 @@ class Tallyflow:
             self.env["TALLYFLOW_CLICKHOUSE_URL"] = f"chdb://{services.chdb_root / f'ch-{n}'}"
         self.kind = services.kind
 
-    def __call__(self, *args: str, check: bool = True, input: str | None = None,
-                 timeout: float = 600) -> subprocess.CompletedProcess:
-        proc = subprocess.run([*TALLYFLOW, *args], env=self.env, capture_output=True, text=True,
-                              input=input, timeout=timeout, cwd=REPO_ROOT)
+    def __call__(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [*TALLYFLOW, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+            cwd=REPO_ROOT,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"tallyflow {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
         return proc

@@ -14,20 +14,27 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
-from tallyflow import avro_codec
+from tallyflow.wire import avro as wire_avro
 
 pytestmark = pytest.mark.integration
 
 CATALOG = {
     "meters": [{"id": "api_calls", "event_type": "api_call", "aggregation": "count"}],
-    "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
-               "charges": [{"meter": "api_calls", "model": "per_unit", "unit_price": "1"}]}],
+    "plans": [
+        {
+            "id": "p",
+            "version": 1,
+            "effective_from": "2026-01-01T00:00:00Z",
+            "currency": "USD",
+            "charges": [{"meter": "api_calls", "model": "per_unit", "unit_price": "1"}],
+        }
+    ],
     "subscriptions": [{"customer": "good", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
 }
 
 
 def avro(record: dict, schema_id: int | None = None) -> bytes:
-    v = avro_codec.latest()
+    v = wire_avro.latest()
     buf = io.BytesIO()
     buf.write(struct.pack(">bI", 0, v.id if schema_id is None else schema_id))
     fastavro.schemaless_writer(buf, v.schema, record)
@@ -35,8 +42,15 @@ def avro(record: dict, schema_id: int | None = None) -> bytes:
 
 
 def event(event_id: str, when: datetime, **overrides) -> dict:
-    base = {"event_id": event_id, "customer_id": "good", "event_type": "api_call", "event_time": when,
-            "values": {}, "dimensions": {}, "source": None}
+    base = {
+        "event_id": event_id,
+        "customer_id": "good",
+        "event_type": "api_call",
+        "event_time": when,
+        "values": {},
+        "dimensions": {},
+        "source": None,
+    }
     return {**base, **overrides}
 
 
@@ -98,12 +112,13 @@ def test_fuzzed_stream_counts_in_equal_counts_out(tallyflow, tmp_path):
     valid = [avro(event(f"v{i}", OCT, values={"q": D(i)})) for i in range(300)]
     records = list(valid)
     records += [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 120))) for _ in range(200)]
-    records += [b"\x00\x00\x00\x03\xea" + bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80)))
-                for _ in range(200)]  # the right header, a random body: deep into the decoder
+    records += [
+        b"\x00\x00\x00\x03\xea" + bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80))) for _ in range(200)
+    ]  # the right header, a random body: deep into the decoder
     for _ in range(300):
         r = bytearray(rng.choice(valid))
         if rng.random() < 0.5:
-            del r[rng.randint(1, len(r) - 1):]
+            del r[rng.randint(1, len(r) - 1) :]
         else:
             for _ in range(rng.randint(1, 3)):
                 r[rng.randrange(len(r))] = rng.getrandbits(8)

@@ -16,9 +16,27 @@ pytestmark = pytest.mark.integration
 
 
 def test_kill_and_loader_crash_lose_nothing_and_count_nothing_twice(tallyflow):
-    proc = subprocess.run([sys.executable, "-m", "tallyflow.chaos", "--events", "40000", "--kills", "1",
-                           "--seed", "7", "--no-broker-restart", "--kill-window", "1,3"],
-                          env=tallyflow.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tallyflow.tools.chaos",
+            "--events",
+            "40000",
+            "--kills",
+            "1",
+            "--seed",
+            "7",
+            "--no-broker-restart",
+            "--kill-window",
+            "1,3",
+        ],
+        env=tallyflow.env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     r = json.loads(proc.stdout)
     assert r["unique"] == 40000 and r["sent"] > r["unique"]  # resends in the input

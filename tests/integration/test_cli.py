@@ -63,12 +63,15 @@ def test_clickhouse_that_does_not_answer(tallyflow):
     assert "ClickHouse at http://127.0.0.1:1 does not answer" in one_line(proc)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["invoice"], "--period"),
-    (["invoice", "--period", "2026-13"], "is not a month"),
-    (["produce", "--generate", "10", "--duplicate-rate", "2"], "between 0 and 1"),
-    (["nonsense"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["invoice"], "--period"),
+        (["invoice", "--period", "2026-13"], "is not a month"),
+        (["produce", "--generate", "10", "--duplicate-rate", "2"], "between 0 and 1"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
 def test_usage_mistakes(tallyflow, args, message):
     proc = tallyflow(*args, check=False)
     assert proc.returncode in (1, 2)
@@ -86,5 +89,7 @@ def test_produce_reports_invalid_lines_and_sends_the_rest(tallyflow, tmp_path):
     proc = tallyflow("produce", "--file", str(events), "--format", "json", check=False)
     assert proc.returncode == 1
     assert json.loads(proc.stdout) == {"sent": 1, "rejected": 2, "failed": 0}
-    assert proc.stderr.splitlines() == ["line 2: value q is negative (-3)",
-                                        "line 3: not JSON: Expecting value at column 1"]
+    assert proc.stderr.splitlines() == [
+        "line 2: value q is negative (-3)",
+        "line 3: not JSON: Expecting value at column 1",
+    ]

@@ -20,14 +20,19 @@ EVERYTHING_BUT_THE_KEY = {"credit_signals"}
 
 
 def _tables(client) -> list[tuple[str, list[str]]]:
-    rows = client.query("SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase() "
-                        "AND engine = 'ReplacingMergeTree' AND name NOT LIKE '%\\\\_\\\\_%' ORDER BY name").result_rows
+    rows = client.query(
+        "SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase() "
+        "AND engine = 'ReplacingMergeTree' AND name NOT LIKE '%\\\\_\\\\_%' ORDER BY name"
+    ).result_rows
     return [(name, [k.strip() for k in key.split(",")]) for name, key in rows]
 
 
 def _random_row(client, table: str, seed: int) -> dict:
-    columns = client.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
-                           "AND table = {t:String} ORDER BY position", parameters={"t": table}).result_rows
+    columns = client.query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+        "AND table = {t:String} ORDER BY position",
+        parameters={"t": table},
+    ).result_rows
     structure = ", ".join(f"`{n}` {t}" for n, t in columns).replace("'", "\\'")
     result = client.query(f"SELECT * FROM generateRandom('{structure}', {seed}, 8, 2) LIMIT 1")
     return dict(zip(result.column_names, result.result_rows[0], strict=True))
@@ -38,8 +43,20 @@ def test_the_check_covers_the_replaced_tables(clickhouse_client):
     assert {"events", "duplicates", "credit_ledger", "credit_signals", "usage_windows", "rejects"} <= names
 
 
-@pytest.mark.parametrize("table", ["events", "late_events", "usage_windows", "usage_adjustments", "rated_records",
-                                   "rejects", "duplicates", "credit_ledger", "credit_signals"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "events",
+        "late_events",
+        "usage_windows",
+        "usage_adjustments",
+        "rated_records",
+        "rejects",
+        "duplicates",
+        "credit_ledger",
+        "credit_signals",
+    ],
+)
 def test_a_replay_across_a_month_boundary_collapses(clickhouse_client, table):
     client = clickhouse_client
     key = dict(_tables(client))[table]

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from tallyflow import billing, catalog, generator, pricing
-from tallyflow.events import parse_time
+from tallyflow.core import catalog, periods, plans, pricing
+from tallyflow.core.events import parse_time
 from tallyflow.settings import REPO_ROOT
+from tallyflow.tools import generator
 
 pytestmark = pytest.mark.integration
 PERIOD = "2026-10"
@@ -21,11 +22,22 @@ def catalog_doc() -> dict:
     doc = yaml.safe_load((REPO_ROOT / "deploy" / "demo" / "catalog.yaml").read_text())
     growth = next(p for p in doc["plans"] if p["id"] == "growth")
     # A second version that takes effect mid-month: the period splits, tiers restart, fees prorate.
-    doc["plans"].append({**growth, "version": 2, "effective_from": "2026-10-16T12:00:00Z", "apply": "immediately",
-                         "base_fee": "620.00", "charges": [
-                             {**growth["charges"][0], "tiers": [{"up_to": "100", "unit_price": "0.05"},
-                                                                {"up_to": None, "unit_price": "0.004"}]},
-                             *growth["charges"][1:]]})
+    doc["plans"].append(
+        {
+            **growth,
+            "version": 2,
+            "effective_from": "2026-10-16T12:00:00Z",
+            "apply": "immediately",
+            "base_fee": "620.00",
+            "charges": [
+                {
+                    **growth["charges"][0],
+                    "tiers": [{"up_to": "100", "unit_price": "0.05"}, {"up_to": None, "unit_price": "0.004"}],
+                },
+                *growth["charges"][1:],
+            ],
+        }
+    )
     return doc
 
 
@@ -44,12 +56,12 @@ def test_every_model_matches_independent_computation(tallyflow, tmp_path):
 
     unique = {(e["customer_id"], e["event_id"]): {**e, "event_time": parse_time(e["event_time"])} for e in sent}
     events = list(unique.values())
-    start, end = generator.month_bounds(PERIOD)
+    start, end = periods.month_bounds(PERIOD)
     models = set()
     for sub in cat.subscriptions:
         if cat.plan_versions(sub.plan)[0].credits:
             continue  # credit lines come from the job's ledger (tests/integration/test_credits.py)
-        lines = billing.invoice_lines(cat, sub, start, end, events)
+        lines = plans.invoice_lines(cat, sub, start, end, events)
         minor = cat.plan_versions(sub.plan)[0].minor_units
         expected_total = sum((x.amount for x in lines), Decimal(0))
         inv = got[sub.customer]
@@ -77,22 +89,27 @@ def test_rated_records_add_up_to_the_windowed_and_adjusted_usage(tallyflow, tmp_
     tallyflow("produce", "--file", str(events_file))
     tallyflow("run", "--catalog", str(path), "--bounded")
 
-    rated_ids = {(r["customer_id"], r["event_id"]) for r in tallyflow.sql(
-        "SELECT customer_id, event_id FROM events FINAL WHERE lateness IN ('on_time', 'adjust')")}
-    rated_events = [{**e, "event_time": parse_time(e["event_time"])} for e in sent
-                    if (e["customer_id"], e["event_id"]) in rated_ids]
+    rated_ids = {
+        (r["customer_id"], r["event_id"])
+        for r in tallyflow.sql("SELECT customer_id, event_id FROM events FINAL WHERE lateness IN ('on_time', 'adjust')")
+    }
+    rated_events = [
+        {**e, "event_time": parse_time(e["event_time"])} for e in sent if (e["customer_id"], e["event_id"]) in rated_ids
+    ]
     assert 0 < len(rated_events) < len(sent)  # some arrived too late: priced at invoice time only
-    rated = {(r["customer_id"], r["meter_id"], r["filter_text"], r["version"]): (Decimal(r["amount"]), r["prov"])
-             for r in tallyflow.sql("""SELECT customer_id, meter_id, filter_text, version,
+    rated = {
+        (r["customer_id"], r["meter_id"], r["filter_text"], r["version"]): (Decimal(r["amount"]), r["prov"])
+        for r in tallyflow.sql("""SELECT customer_id, meter_id, filter_text, version,
                                               toString(sum(amount)) AS amount, max(provisional) AS prov
-                                       FROM rated_records FINAL GROUP BY 1, 2, 3, 4""")}
-    start, end = generator.month_bounds(PERIOD)
+                                       FROM rated_records FINAL GROUP BY 1, 2, 3, 4""")
+    }
+    start, end = periods.month_bounds(PERIOD)
     expected = {}
     for sub in cat.subscriptions:
-        for line in billing.invoice_lines(cat, sub, start, end, rated_events):
+        for line in plans.invoice_lines(cat, sub, start, end, rated_events):
             meter = cat.meters_by_id.get(line.meter)
             if line.type == "usage" and meter.aggregation in ("count", "sum", "max") and line.quantity > 0:
-                version = billing.version_in_force(cat.plan_versions(sub.plan), start, line.segment_start).version
+                version = plans.version_in_force(cat.plan_versions(sub.plan), start, line.segment_start).version
                 expected[(sub.customer, line.meter, line.filter, version)] = line.amount_exact
     assert {k: v[0] for k, v in rated.items()} == expected
     assert {k[1] for k, v in rated.items() if v[1]} == {"images"}  # the volume charge is provisional

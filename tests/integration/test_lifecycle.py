@@ -13,16 +13,34 @@ pytestmark = pytest.mark.integration
 
 
 def catalog_doc(price: str = "1", tiers: list | None = None) -> dict:
-    charge = ({"meter": "calls", "model": "graduated", "tiers": tiers} if tiers
-              else {"meter": "calls", "model": "per_unit", "unit_price": price})
+    charge = (
+        {"meter": "calls", "model": "graduated", "tiers": tiers}
+        if tiers
+        else {"meter": "calls", "model": "per_unit", "unit_price": price}
+    )
     return {
         "meters": [{"id": "calls", "event_type": "call", "aggregation": "count"}],
-        "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
-                   "base_fee": "10.00", "charges": [charge]},
-                  {"id": "yen", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "JPY",
-                   "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "3" if not tiers else "5"}]}],
-        "subscriptions": [{"customer": "c1", "plan": "p", "start": "2026-01-01T00:00:00Z"},
-                          {"customer": "c2", "plan": "yen", "start": "2026-01-01T00:00:00Z"}],
+        "plans": [
+            {
+                "id": "p",
+                "version": 1,
+                "effective_from": "2026-01-01T00:00:00Z",
+                "currency": "USD",
+                "base_fee": "10.00",
+                "charges": [charge],
+            },
+            {
+                "id": "yen",
+                "version": 1,
+                "effective_from": "2026-01-01T00:00:00Z",
+                "currency": "JPY",
+                "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "3" if not tiers else "5"}],
+            },
+        ],
+        "subscriptions": [
+            {"customer": "c1", "plan": "p", "start": "2026-01-01T00:00:00Z"},
+            {"customer": "c2", "plan": "yen", "start": "2026-01-01T00:00:00Z"},
+        ],
     }
 
 
@@ -34,8 +52,20 @@ def write(tmp_path, name: str, doc: dict) -> str:
 
 def publish(tallyflow, tmp_path, name: str, customer: str, n: int, day: str) -> None:
     path = tmp_path / f"{name}.jsonl"
-    path.write_text("".join(json.dumps({"event_id": f"{name}-{i}", "customer_id": customer, "event_type": "call",
-                                        "event_time": f"{day}T10:00:{i:02d}Z"}) + "\n" for i in range(n)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "event_id": f"{name}-{i}",
+                    "customer_id": customer,
+                    "event_type": "call",
+                    "event_time": f"{day}T10:00:{i:02d}Z",
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
     tallyflow("produce", "--file", str(path))
 
 
@@ -76,8 +106,11 @@ def test_settlement_window_finalizes_the_period_from_the_running_pipeline(tallyf
     assert third["finalized"] == {}
     assert invoices(tallyflow, "2026-10")["c1"]["total"] == "21.00"  # unchanged
     nov = invoices(tallyflow, "2026-11")["c1"]
-    corrections = [(x["meter"], x["corrects"]["period"], x["quantity"], x["amount"])
-                   for x in nov["lines"] if x["type"] == "correction"]
+    corrections = [
+        (x["meter"], x["corrects"]["period"], x["quantity"], x["amount"])
+        for x in nov["lines"]
+        if x["type"] == "correction"
+    ]
     assert corrections == [("calls", "2026-10", "3", "3.00")]
     assert nov["status"] == "draft"
 
@@ -100,21 +133,28 @@ def test_shadow_pricing_with_a_candidate_catalog_stores_nothing(tallyflow, tmp_p
     publish(tallyflow, tmp_path, "c1", "c1", 9, "2026-10-05")
     publish(tallyflow, tmp_path, "c2", "c2", 7, "2026-10-05")
     tallyflow("run", "--catalog", cat, "--bounded")
-    stored = ("SELECT (SELECT count() FROM catalog_applied) AS applied, (SELECT count() FROM catalog_plans) AS plans, "
-              "(SELECT count() FROM catalog_charges) AS charges, (SELECT count() FROM invoices_finalized) AS issued, "
-              "(SELECT count() FROM events) AS events")
+    stored = (
+        "SELECT (SELECT count() FROM catalog_applied) AS applied, (SELECT count() FROM catalog_plans) AS plans, "
+        "(SELECT count() FROM catalog_charges) AS charges, (SELECT count() FROM invoices_finalized) AS issued, "
+        "(SELECT count() FROM events) AS events"
+    )
     before, shown = tallyflow.sql(stored), tallyflow.json("catalog", "show")
 
-    candidate = write(tmp_path, "candidate.yaml", catalog_doc(tiers=[{"up_to": "5", "unit_price": "2"},
-                                                                     {"up_to": None, "unit_price": "0.5"}]))
+    candidate = write(
+        tmp_path,
+        "candidate.yaml",
+        catalog_doc(tiers=[{"up_to": "5", "unit_price": "2"}, {"up_to": None, "unit_price": "0.5"}]),
+    )
     r = tallyflow.json("invoice", "--period", "2026-10", "--catalog", candidate)
     by = {c["customer"]: c for c in r["customers"]}
     # c1: 10 + 9 x 1 = 19.00 now; 10 + 5 x 2 + 4 x 0.5 = 22.00 under the candidate.
-    assert (by["c1"]["current"]["total"], by["c1"]["candidate"]["total"], by["c1"]["difference"]) == \
-        ("19.00", "22.00", "3.00")
+    assert (by["c1"]["current"]["total"], by["c1"]["candidate"]["total"], by["c1"]["difference"]) == (
+        "19.00",
+        "22.00",
+        "3.00",
+    )
     # c2 (JPY, no minor units): 7 x 3 = 21 now; 7 x 5 = 35.
-    assert (by["c2"]["current"]["total"], by["c2"]["candidate"]["total"], by["c2"]["difference"]) == \
-        ("21", "35", "14")
+    assert (by["c2"]["current"]["total"], by["c2"]["candidate"]["total"], by["c2"]["difference"]) == ("21", "35", "14")
     (line,) = [x for x in by["c1"]["candidate"]["lines"] if x["type"] == "usage"]
     assert [(b["tier"], b["units"]) for b in line["breakdown"]] == [(1, "5"), (2, "4")]
 

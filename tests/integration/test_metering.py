@@ -20,36 +20,53 @@ CATALOG = {
         {"id": "seats", "event_type": "login", "aggregation": "unique_count", "value": "user"},
         {"id": "tagged", "event_type": "tagged", "aggregation": "sum", "value": "v", "group_by": ["tier", "region"]},
     ],
-    "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
-               "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "1"},
-                           {"meter": "gauge", "model": "per_unit", "unit_price": "1"},
-                           {"meter": "seats", "model": "per_unit", "unit_price": "10"}]}],
+    "plans": [
+        {
+            "id": "p",
+            "version": 1,
+            "effective_from": "2026-01-01T00:00:00Z",
+            "currency": "USD",
+            "charges": [
+                {"meter": "calls", "model": "per_unit", "unit_price": "1"},
+                {"meter": "gauge", "model": "per_unit", "unit_price": "1"},
+                {"meter": "seats", "model": "per_unit", "unit_price": "10"},
+            ],
+        }
+    ],
     "subscriptions": [{"customer": "m1", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
 }
 
 
 def ev(event_id: str, t: str, event_type: str = "api_call", **kw) -> dict:
     values = {"v": kw.pop("v")} if "v" in kw else {}
-    return {"event_id": event_id, "customer_id": "m1", "event_type": event_type,
-            "event_time": f"2026-10-05T{t}Z", "values": values, "dimensions": kw}
+    return {
+        "event_id": event_id,
+        "customer_id": "m1",
+        "event_type": event_type,
+        "event_time": f"2026-10-05T{t}Z",
+        "values": values,
+        "dimensions": kw,
+    }
 
 
 # Dimension values JSON must escape (the job writes the JSON documents itself: RouteEvents).
-AWKWARD = {"region": 'eu "west" \\ 1', "tier": "gr\u00fcn\n\t\u2713 \U0001F600 \u0001"}
+AWKWARD = {"region": 'eu "west" \\ 1', "tier": "gr\u00fcn\n\t\u2713 \U0001f600 \u0001"}
 
 EVENTS = [
     ev("a", "10:00:00"),
-    ev("t1", "10:01:00", "tagged", v="2.50", **AWKWARD), ev("t2", "10:02:00", "tagged", v="1", region="us"),
-    ev("login-1", "10:05:00", "login", user="u1"), ev("b", "10:30:00"),
-    ev("c", "11:10:00"),                          # watermark now 11:05
-    ev("late-ok", "10:45:00"),                    # behind it; window 10-11 closed < 1 h ago: adjusts
+    ev("t1", "10:01:00", "tagged", v="2.50", **AWKWARD),
+    ev("t2", "10:02:00", "tagged", v="1", region="us"),
+    ev("login-1", "10:05:00", "login", user="u1"),
+    ev("b", "10:30:00"),
+    ev("c", "11:10:00"),  # watermark now 11:05
+    ev("late-ok", "10:45:00"),  # behind it; window 10-11 closed < 1 h ago: adjusts
     ev("login-2", "11:11:00", "login", user="u1"),
     ev("login-3", "11:12:00", "login", user="u2"),
     ev("g-new", "12:00:00", "gauge", v="9"),
-    ev("d", "13:00:00"),                          # watermark now 12:55
-    ev("late-too", "10:50:00"),                   # window 10-11 closed 1 h 55 ago: too late
-    ev("g-old", "11:00:00", "gauge", v="4"),      # arrives last, happened first: not the latest
-    ev("a", "10:00:00"),                          # duplicate: same payload
+    ev("d", "13:00:00"),  # watermark now 12:55
+    ev("late-too", "10:50:00"),  # window 10-11 closed 1 h 55 ago: too late
+    ev("g-old", "11:00:00", "gauge", v="4"),  # arrives last, happened first: not the latest
+    ev("a", "10:00:00"),  # duplicate: same payload
     {**ev("b", "10:30:00"), "values": {"extra": "1"}},  # conflict: same id, other payload
 ]
 
@@ -78,10 +95,22 @@ def test_lateness_classes_and_one_adjustment(metering):
     adjustments = metering.sql("""SELECT meter_id, toString(window_start) AS w, version, toString(quantity) AS q,
                                          event_count, event_id FROM usage_adjustments FINAL ORDER BY meter_id""")
     assert adjustments == [
-        {"meter_id": "calls", "w": "2026-10-05 10:00:00.000", "version": 1, "q": "1", "event_count": 1,
-         "event_id": "late-ok"},
-        {"meter_id": "gauge", "w": "2026-10-05 11:00:00.000", "version": 1, "q": "4", "event_count": 1,
-         "event_id": "g-old"},
+        {
+            "meter_id": "calls",
+            "w": "2026-10-05 10:00:00.000",
+            "version": 1,
+            "q": "1",
+            "event_count": 1,
+            "event_id": "late-ok",
+        },
+        {
+            "meter_id": "gauge",
+            "w": "2026-10-05 11:00:00.000",
+            "version": 1,
+            "q": "4",
+            "event_count": 1,
+            "event_id": "g-old",
+        },
     ]
     window = metering.sql("""SELECT sum(event_count) AS n FROM usage_windows FINAL
                              WHERE meter_id = 'calls' AND window_start = '2026-10-05 10:00:00'""")
@@ -137,8 +166,9 @@ def test_the_next_run_continues_dedup_and_lateness(metering, tmp_path):
     assert metering.sql("SELECT count() AS n FROM duplicates FINAL WHERE event_id = 'a'") == [{"n": 2}]
     assert metering.sql(calls) == [{"n": 5}]  # + e only
     assert metering.sql("""SELECT toString(window_start) AS w, version, event_count FROM usage_adjustments FINAL
-                           WHERE event_id = 'adj'""") == [{"w": "2026-10-05 12:00:00.000", "version": 1,
-                                                           "event_count": 1}]
+                           WHERE event_id = 'adj'""") == [
+        {"w": "2026-10-05 12:00:00.000", "version": 1, "event_count": 1}
+    ]
     assert sorted(r["event_id"] for r in metering.sql("SELECT event_id FROM late_events FINAL")) == ["late-too", "old"]
     (invoice,) = metering.json("invoice", "--period", "2026-10")
     assert {x["meter"]: x["quantity"] for x in invoice["lines"]}["calls"] == "9"  # 6 + old, adj, e; a once

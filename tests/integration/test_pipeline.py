@@ -21,15 +21,25 @@ CATALOG = {
         {"id": "tokens", "event_type": "llm_call", "aggregation": "sum", "value": "tokens", "group_by": ["model"]},
     ],
     "plans": [
-        {"id": "basic", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
-         "base_fee": "10.00",
-         "charges": [
-             {"meter": "api_calls", "model": "per_unit", "unit_price": "0.05"},
-             {"meter": "tokens", "filter": {"model": "a"}, "model": "per_unit", "unit_price": "0.001"},
-         ]},
-        {"id": "yen", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "JPY",
-         "base_fee": "100",
-         "charges": [{"meter": "api_calls", "model": "per_unit", "unit_price": "1.5"}]},
+        {
+            "id": "basic",
+            "version": 1,
+            "effective_from": "2026-01-01T00:00:00Z",
+            "currency": "USD",
+            "base_fee": "10.00",
+            "charges": [
+                {"meter": "api_calls", "model": "per_unit", "unit_price": "0.05"},
+                {"meter": "tokens", "filter": {"model": "a"}, "model": "per_unit", "unit_price": "0.001"},
+            ],
+        },
+        {
+            "id": "yen",
+            "version": 1,
+            "effective_from": "2026-01-01T00:00:00Z",
+            "currency": "JPY",
+            "base_fee": "100",
+            "charges": [{"meter": "api_calls", "model": "per_unit", "unit_price": "1.5"}],
+        },
     ],
     "subscriptions": [
         {"customer": "c1", "plan": "basic", "start": "2026-01-01T00:00:00Z"},
@@ -38,10 +48,17 @@ CATALOG = {
 }
 
 
-def ev(event_id: str, customer: str, event_type: str, t: str, values: dict | None = None,
-       dims: dict | None = None) -> dict:
-    return {"event_id": event_id, "customer_id": customer, "event_type": event_type, "event_time": t,
-            "values": values or {}, "dimensions": dims or {}}
+def ev(
+    event_id: str, customer: str, event_type: str, t: str, values: dict | None = None, dims: dict | None = None
+) -> dict:
+    return {
+        "event_id": event_id,
+        "customer_id": customer,
+        "event_type": event_type,
+        "event_time": t,
+        "values": values or {},
+        "dimensions": dims or {},
+    }
 
 
 def october_events() -> list[dict]:

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from tallyflow import generator
 from tallyflow.settings import REPO_ROOT
+from tallyflow.tools import generator
 
 pytestmark = pytest.mark.integration
 PERIOD = "2026-10"
@@ -32,24 +32,41 @@ def test_reconcile_clean_run_then_planted_faults(tallyflow, tmp_path):
     code, r = reconcile(tallyflow)
     assert (code, r["discrepancies"], r["failed"]) == (0, 0, [])
     checks = {c["check"] for c in r["passed"]}
-    assert checks == {"events_vs_outputs", "metered_vs_rated", "rated_vs_invoice", "credits_implied_vs_ledger",
-                      "balance_vs_ledger", "ledger_entry_numbers"}
+    assert checks == {
+        "events_vs_outputs",
+        "metered_vs_rated",
+        "rated_vs_invoice",
+        "credits_implied_vs_ledger",
+        "balance_vs_ledger",
+        "ledger_entry_numbers",
+    }
     unique = {(e["customer_id"], e["event_id"]) for e in sent}
     accepted = sum(n for k, n in r["counts"].items() if k.startswith("accepted_"))
     assert accepted == len(unique) and r["counts"]["duplicates"] == len(sent) - len(unique)
 
     # A window loaded twice under other Kafka coordinates (what a loader without idempotence does).
-    (w,) = tallyflow.sql("SELECT customer_id, meter_id FROM usage_windows FINAL WHERE customer_id = 'cust_001' "
-                         "AND meter_id = 'api_calls' ORDER BY window_start LIMIT 1")
-    _plant(tallyflow, "INSERT INTO usage_windows SELECT * REPLACE (kafka_offset + 1000000 AS kafka_offset) "
-                      "FROM usage_windows FINAL WHERE customer_id = 'cust_001' AND meter_id = 'api_calls' "
-                      "ORDER BY window_start LIMIT 1")
+    (w,) = tallyflow.sql(
+        "SELECT customer_id, meter_id FROM usage_windows FINAL WHERE customer_id = 'cust_001' "
+        "AND meter_id = 'api_calls' ORDER BY window_start LIMIT 1"
+    )
+    _plant(
+        tallyflow,
+        "INSERT INTO usage_windows SELECT * REPLACE (kafka_offset + 1000000 AS kafka_offset) "
+        "FROM usage_windows FINAL WHERE customer_id = 'cust_001' AND meter_id = 'api_calls' "
+        "ORDER BY window_start LIMIT 1",
+    )
     # A credit draw recorded twice.
-    _plant(tallyflow, "INSERT INTO credit_ledger SELECT * REPLACE (seq + 1000000 AS seq) FROM credit_ledger FINAL "
-                      "WHERE customer_id = 'cust_009' AND kind = 'draw' ORDER BY seq LIMIT 1")
+    _plant(
+        tallyflow,
+        "INSERT INTO credit_ledger SELECT * REPLACE (seq + 1000000 AS seq) FROM credit_ledger FINAL "
+        "WHERE customer_id = 'cust_009' AND kind = 'draw' ORDER BY seq LIMIT 1",
+    )
     # An entry number used twice (a job that started without continuing the ledger).
-    _plant(tallyflow, "INSERT INTO credit_ledger SELECT * REPLACE (kafka_offset + 1000000 AS kafka_offset) "
-                      "FROM credit_ledger FINAL WHERE customer_id = 'cust_010' ORDER BY seq LIMIT 1")
+    _plant(
+        tallyflow,
+        "INSERT INTO credit_ledger SELECT * REPLACE (kafka_offset + 1000000 AS kafka_offset) "
+        "FROM credit_ledger FINAL WHERE customer_id = 'cust_010' ORDER BY seq LIMIT 1",
+    )
     code, r = reconcile(tallyflow)
     failed = {(c["check"], c["customer"], c["meter"]) for c in r["failed"]}
     assert code == 1
@@ -64,7 +81,15 @@ def test_reconcile_clean_run_then_planted_faults(tallyflow, tmp_path):
 def _plant(tallyflow, statement: str) -> None:
     """Writes into the test's store the way a faulty loader would (the CLI's sql is read-only). In a
     child process: one process holds one embedded chdb store."""
-    code = ("import sys; from tallyflow import clickhouse; from tallyflow.settings import Settings; "
-            "clickhouse.connect(Settings.from_env()).command(sys.argv[1])")
-    subprocess.run([sys.executable, "-c", code, statement], env=tallyflow.env, check=True, cwd=REPO_ROOT,
-                   capture_output=True, timeout=120)
+    code = (
+        "import sys; from tallyflow import clickhouse; from tallyflow.settings import Settings; "
+        "clickhouse.connect(Settings.from_env()).command(sys.argv[1])"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, statement],
+        env=tallyflow.env,
+        check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+    )

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 import yaml
 
-from tallyflow import catalog
+from tallyflow.core import catalog
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT
 
@@ -76,8 +76,11 @@ def test_filter_key_must_be_grouped(doc):
 
 def test_credits_rules(doc):
     bad = copy.deepcopy(doc)
-    bad["plans"][0]["credits"] = {"rates": {"api_calls": "1", "seats": "2"}, "credit_price": "1.00",
-                                  "on_exhausted": "stop"}
+    bad["plans"][0]["credits"] = {
+        "rates": {"api_calls": "1", "seats": "2"},
+        "credit_price": "1.00",
+        "on_exhausted": "stop",
+    }
     found = problems(bad)
     assert "plan starter v1, charge api_calls: a credit-priced meter must have no charges" in found
     assert any("meter 'seats' is unique_count; credits need count or sum meters" in p for p in found)
@@ -127,5 +130,7 @@ def test_customer_in_two_currencies_rejected(doc):
         {"customer": "mover", "plan": jpy, "start": "2026-09-16T00:00:00Z"},
     ]
     (problem,) = problems(doc)
-    assert problem == (f"customer mover: subscriptions bill in USD (plan {usd}) and JPY (plan {jpy}); "
-                       "a customer is billed in one currency")
+    assert problem == (
+        f"customer mover: subscriptions bill in USD (plan {usd}) and JPY (plan {jpy}); "
+        "a customer is billed in one currency"
+    )

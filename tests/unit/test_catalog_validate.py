@@ -27,13 +27,15 @@ def test_multi_currency_customer_is_one_line_and_exit_1(tmp_path, capsys):
     out = capsys.readouterr()
     assert out.out.strip().splitlines() == [
         f"{path}: customer c1: subscriptions bill in USD (plan usd) and JPY (plan jpy); "
-        "a customer is billed in one currency"]
+        "a customer is billed in one currency"
+    ]
     assert "Traceback" not in out.err
 
 
 def test_every_problem_is_printed(tmp_path, capsys):
-    broken = (TWO_CURRENCIES.replace('unit_price: "1"', "unit_price: 1.5")
-              .replace('model: per_unit, unit_price: "100"', "model: volume, tiers: []"))
+    broken = TWO_CURRENCIES.replace('unit_price: "1"', "unit_price: 1.5").replace(
+        'model: per_unit, unit_price: "100"', "model: volume, tiers: []"
+    )
     path = tmp_path / "c.yaml"
     path.write_text(broken)
     assert main(["catalog", "validate", str(path), "--format", "json"]) == 1

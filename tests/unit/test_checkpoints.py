@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from tallyflow import checkpoints
 from tallyflow.settings import Settings
+from tallyflow.stream import checkpoints
 
 
 def _touch(path, t: int) -> None:
@@ -39,5 +39,8 @@ def test_prune_keeps_only_the_savepoint_a_run_ended_with(tmp_path):
     _touch(checkpoints.savepoints(s) / "savepoint-b1" / "_metadata", 4_000)
     checkpoints.prune(s, checkpoints.savepoints(s) / "savepoint-b1")
     assert sorted(p.relative_to(base).as_posix() for p in base.rglob("*")) == [
-        "savepoints", "savepoints/savepoint-b1", "savepoints/savepoint-b1/_metadata"]
+        "savepoints",
+        "savepoints/savepoint-b1",
+        "savepoints/savepoint-b1/_metadata",
+    ]
     assert checkpoints.latest(s) == checkpoints.savepoints(s) / "savepoint-b1"

@@ -1,4 +1,4 @@
-"""The drawdown's pure logic (jobs/tallyflow/credits.py): order, expiry, exactness, alerts,
+"""The drawdown's pure logic (jobs/tallyflow/core/drawdown.py): order, expiry, exactness, alerts,
 exhaustion, top-ups, the grant wire format and seeding from the ledger."""
 
 from __future__ import annotations
@@ -8,26 +8,45 @@ from decimal import Decimal
 
 import pytest
 
-from tallyflow import catalog, credits
-from tallyflow.credits import Drawdown, GrantRecord
+from tallyflow.core import catalog
+from tallyflow.core.drawdown import CustomerCredits, Drawdown, GrantRecord, validate_grant
+from tallyflow.ingest import grants
+from tallyflow.wire import grants as wire_grants
 
 OCT = "2026-10-01T00:00:00Z"
 
 
 def ms(text: str) -> int:
-    return credits.parse_time(text, "t")
+    return grants.parse_time(text, "t")
 
 
 def make(grants: list[dict], on_exhausted: str = "overage", rates: dict | None = None) -> Drawdown:
-    return Drawdown(catalog.parse({
-        "meters": [{"id": "calls", "event_type": "call", "aggregation": "count"},
-                   {"id": "tokens", "event_type": "llm", "aggregation": "sum", "value": "t"}],
-        "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
-                   "credits": {"rates": rates or {"calls": "1", "tokens": "0.003"}, "credit_price": "1",
-                               "on_exhausted": on_exhausted, "alert_thresholds": ["0.5", "1"]}}],
-        "subscriptions": [{"customer": "c", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
-        "grants": [{"customer": "c", **g} for g in grants],
-    }))
+    return Drawdown(
+        catalog.parse(
+            {
+                "meters": [
+                    {"id": "calls", "event_type": "call", "aggregation": "count"},
+                    {"id": "tokens", "event_type": "llm", "aggregation": "sum", "value": "t"},
+                ],
+                "plans": [
+                    {
+                        "id": "p",
+                        "version": 1,
+                        "effective_from": "2026-01-01T00:00:00Z",
+                        "currency": "USD",
+                        "credits": {
+                            "rates": rates or {"calls": "1", "tokens": "0.003"},
+                            "credit_price": "1",
+                            "on_exhausted": on_exhausted,
+                            "alert_thresholds": ["0.5", "1"],
+                        },
+                    }
+                ],
+                "subscriptions": [{"customer": "c", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
+                "grants": [{"customer": "c", **g} for g in grants],
+            }
+        )
+    )
 
 
 def draws(rows: list[dict]) -> list[tuple]:
@@ -39,37 +58,63 @@ def kinds(rows: list[dict]) -> list[str]:
 
 
 def test_order_priority_then_expiry_then_effective_then_id():
-    dd = make([
-        {"grant_id": "late-start", "credits": "10", "priority": 1, "effective_at": "2026-10-02T00:00:00Z"},
-        {"grant_id": "no-expiry", "credits": "10", "priority": 1, "effective_at": OCT},
-        {"grant_id": "expires", "credits": "10", "priority": 1, "effective_at": OCT,
-         "expires_at": "2026-11-01T00:00:00Z"},
-        {"grant_id": "low", "credits": "10", "priority": 0, "effective_at": OCT},
-        {"grant_id": "b-same", "credits": "10", "priority": 1, "effective_at": "2026-10-02T00:00:00Z"},
-    ])
+    dd = make(
+        [
+            {"grant_id": "late-start", "credits": "10", "priority": 1, "effective_at": "2026-10-02T00:00:00Z"},
+            {"grant_id": "no-expiry", "credits": "10", "priority": 1, "effective_at": OCT},
+            {
+                "grant_id": "expires",
+                "credits": "10",
+                "priority": 1,
+                "effective_at": OCT,
+                "expires_at": "2026-11-01T00:00:00Z",
+            },
+            {"grant_id": "low", "credits": "10", "priority": 0, "effective_at": OCT},
+            {"grant_id": "b-same", "credits": "10", "priority": 1, "effective_at": "2026-10-02T00:00:00Z"},
+        ]
+    )
     st = dd.new_state()
     rows = dd.usage(st, "c", "calls", ms("2026-10-05T00:00:00Z"), Decimal(45), 0, 0)
     assert [(g, c) for _, g, c, _ in draws(rows)] == [
-        ("low", "10"), ("expires", "10"), ("no-expiry", "10"), ("b-same", "10"), ("late-start", "5")]
+        ("low", "10"),
+        ("expires", "10"),
+        ("no-expiry", "10"),
+        ("b-same", "10"),
+        ("late-start", "5"),
+    ]
 
 
 def test_grant_usable_only_inside_its_interval():
-    dd = make([{"grant_id": "g", "credits": "100", "effective_at": "2026-10-10T00:00:00Z",
-                "expires_at": "2026-10-20T00:00:00Z"}])
+    dd = make(
+        [
+            {
+                "grant_id": "g",
+                "credits": "100",
+                "effective_at": "2026-10-10T00:00:00Z",
+                "expires_at": "2026-10-20T00:00:00Z",
+            }
+        ]
+    )
     st = dd.new_state()
     assert draws(dd.usage(st, "c", "calls", ms("2026-10-09T23:59:59Z"), Decimal(1), 0, 0)) == [
-        ("uncovered", "", "1", "1")]
+        ("uncovered", "", "1", "1")
+    ]
     assert draws(dd.usage(st, "c", "calls", ms("2026-10-10T00:00:00Z"), Decimal(1), 0, 0))[0][:2] == ("draw", "g")
     assert draws(dd.usage(st, "c", "calls", ms("2026-10-19T23:59:59Z"), Decimal(1), 0, 0))[0][:2] == ("draw", "g")
     assert draws(dd.usage(st, "c", "calls", ms("2026-10-20T00:00:00Z"), Decimal(1), 0, 0)) == [
-        ("uncovered", "", "1", "1")]
+        ("uncovered", "", "1", "1")
+    ]
 
 
 def test_split_quantities_add_up_exactly():
     # 0.003 credits per token; a grant of 1 credit covers 333.333333333333 tokens (12 places),
     # the rest of the usage goes to the next grant, and the parts add up to the quantity.
-    dd = make([{"grant_id": "a", "credits": "1", "priority": 0, "effective_at": OCT},
-               {"grant_id": "b", "credits": "100", "priority": 1, "effective_at": OCT}])
+    dd = make(
+        [
+            {"grant_id": "a", "credits": "1", "priority": 0, "effective_at": OCT},
+            {"grant_id": "b", "credits": "100", "priority": 1, "effective_at": OCT},
+        ]
+    )
     st = dd.new_state()
     rows = draws(dd.usage(st, "c", "tokens", ms("2026-10-05T00:00:00Z"), Decimal(1000), 0, 0))
     assert rows == [("draw", "a", "1", "333.333333333333"), ("draw", "b", "2", "666.666666666667")]
@@ -108,30 +153,51 @@ def test_seed_from_ledger_rows_continues_where_the_ledger_ends():
     rows += dd.usage(st, "c", "calls", ms("2026-10-05T00:00:00Z"), Decimal(120), 0, 0)
     day = datetime(2026, 10, 5, tzinfo=UTC).replace(tzinfo=None)
     ledger = [
-        {"customer_id": "c", "grant_id": "top", "granted": Decimal(50), "priority": 0, "is_top_up": 1,
-         "effective_at": datetime(2026, 10, 1), "expires_at": None, "drawn": Decimal(50), "max_seq": 3,
-         "last_usage": day},
-        {"customer_id": "c", "grant_id": "g", "granted": None, "priority": None, "is_top_up": 0, "effective_at": None,
-         "expires_at": None, "drawn": Decimal(70), "max_seq": 4, "last_usage": day},
+        {
+            "customer_id": "c",
+            "grant_id": "top",
+            "granted": Decimal(50),
+            "priority": 0,
+            "is_top_up": 1,
+            "effective_at": datetime(2026, 10, 1),
+            "expires_at": None,
+            "drawn": Decimal(50),
+            "max_seq": 3,
+            "last_usage": day,
+        },
+        {
+            "customer_id": "c",
+            "grant_id": "g",
+            "granted": None,
+            "priority": None,
+            "is_top_up": 0,
+            "effective_at": None,
+            "expires_at": None,
+            "drawn": Decimal(70),
+            "max_seq": 4,
+            "last_usage": day,
+        },
     ]
     signals = [{"customer_id": "c", "max_seq": max(r["seq"] for r in rows), "exhausted": False}]
     seeded = dd.seed(ledger, signals)["c"]
-    assert seeded["grants"]["top"]["remaining"] == st["grants"]["top"]["remaining"] == "0"
-    assert seeded["grants"]["g"]["remaining"] == st["grants"]["g"]["remaining"] == "30"
-    assert (seeded["seq"], seeded["last"], sorted(seeded["fired"])) == (st["seq"], st["last"], sorted(st["fired"]))
+    assert seeded.grants["top"].remaining == st.grants["top"].remaining == 0
+    assert seeded.grants["g"].remaining == st.grants["g"].remaining == 30
+    assert (seeded.seq, seeded.last, sorted(seeded.fired)) == (st.seq, st.last, sorted(st.fired))
+    # The state survives Flink's keyed state (JSON) exactly, decimals included.
+    assert CustomerCredits.from_json(seeded.to_json()) == seeded
 
 
 def test_grant_wire_format_and_rejections():
     g = GrantRecord("c", "g1", Decimal("12.5"), 2, ms(OCT), ms("2026-12-01T00:00:00Z"))
-    assert credits.decode_grant(credits.encode_grant(g)) == g
+    assert wire_grants.decode_grant(wire_grants.encode_grant(g)) == g
     with pytest.raises(ValueError, match="not Confluent wire format"):
-        credits.decode_grant(b"garbage")
+        wire_grants.decode_grant(b"garbage")
     with pytest.raises(ValueError, match="malformed Avro"):
-        credits.decode_grant(b"\x00\x00\x00\x07\xd1\xff\xff")
+        wire_grants.decode_grant(b"\x00\x00\x00\x07\xd1\xff\xff")
     with pytest.raises(ValueError, match="positive"):
-        credits.decode_grant(credits.encode_grant(GrantRecord("c", "g", Decimal(0), 0, ms(OCT), None)))
-    assert "whole seconds" in credits.validate_grant(GrantRecord("c", "g", Decimal(1), 0, ms(OCT) + 5, None))
-    assert "after" in credits.validate_grant(GrantRecord("c", "g", Decimal(1), 0, ms(OCT), ms(OCT)))
+        wire_grants.decode_grant(wire_grants.encode_grant(GrantRecord("c", "g", Decimal(0), 0, ms(OCT), None)))
+    assert "whole seconds" in validate_grant(GrantRecord("c", "g", Decimal(1), 0, ms(OCT) + 5, None))
+    assert "after" in validate_grant(GrantRecord("c", "g", Decimal(1), 0, ms(OCT), ms(OCT)))
 
 
 def test_catalog_grants_need_whole_seconds():

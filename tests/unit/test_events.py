@@ -6,12 +6,17 @@ from decimal import Decimal as D
 
 import pytest
 
-from tallyflow.events import InvalidEvent, parse_line
+from tallyflow.core.events import InvalidEvent, parse_line
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
-GOOD = {"event_id": "req_7a4f2c", "customer_id": "cust_8821", "event_type": "llm_call",
-        "event_time": "2026-10-03T12:00:00.123Z", "values": {"tokens_input": "1500", "tokens_output": "800"},
-        "dimensions": {"model": "m-large", "region": "eu-west-1", "user_id": "u-17"}}
+GOOD = {
+    "event_id": "req_7a4f2c",
+    "customer_id": "cust_8821",
+    "event_type": "llm_call",
+    "event_time": "2026-10-03T12:00:00.123Z",
+    "values": {"tokens_input": "1500", "tokens_output": "800"},
+    "dimensions": {"model": "m-large", "region": "eu-west-1", "user_id": "u-17"},
+}
 
 
 def parse(obj) -> dict:
@@ -33,21 +38,24 @@ def test_offset_is_honoured():
     assert got == datetime(2026, 11, 1, 0, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"values": {"x": "-1"}}, "negative"),
-    ({"values": {"x": "NaN"}}, "not finite"),
-    ({"values": {"x": "Infinity"}}, "not finite"),
-    ({"values": {"x": "1e13"}}, "exceeds the limit"),
-    ({"values": {"x": 1.5}}, "must be a decimal string"),
-    ({"values": {"x": "0.0000000000001"}}, "more than 12 decimal places"),
-    ({"values": {"x": "abc"}}, "is not a decimal"),
-    ({"event_time": "2026-10-03T12:00:00"}, "no UTC offset"),
-    ({"event_time": "2027-01-01T00:00:00Z"}, "in the future"),
-    ({"event_id": ""}, "event_id must be"),
-    ({"customer_id": None}, "customer_id must be"),
-    ({"dimensions": {"model": 3}}, "dimensions must be an object of strings"),
-    ({"colour": "red"}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"values": {"x": "-1"}}, "negative"),
+        ({"values": {"x": "NaN"}}, "not finite"),
+        ({"values": {"x": "Infinity"}}, "not finite"),
+        ({"values": {"x": "1e13"}}, "exceeds the limit"),
+        ({"values": {"x": 1.5}}, "must be a decimal string"),
+        ({"values": {"x": "0.0000000000001"}}, "more than 12 decimal places"),
+        ({"values": {"x": "abc"}}, "is not a decimal"),
+        ({"event_time": "2026-10-03T12:00:00"}, "no UTC offset"),
+        ({"event_time": "2027-01-01T00:00:00Z"}, "in the future"),
+        ({"event_id": ""}, "event_id must be"),
+        ({"customer_id": None}, "customer_id must be"),
+        ({"dimensions": {"model": 3}}, "dimensions must be an object of strings"),
+        ({"colour": "red"}, "unknown field"),
+    ],
+)
 def test_rejections_name_the_reason(change, reason):
     with pytest.raises(InvalidEvent, match=reason):
         parse(with_(**change))

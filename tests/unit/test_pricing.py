@@ -4,8 +4,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from tallyflow.catalog import Charge, Step, Tier
-from tallyflow.pricing import price, round_money
+from tallyflow.core.catalog import Charge, Step, Tier
+from tallyflow.core.pricing import price, round_money
 
 CARD = (Tier(D("5000"), D("0.02")), Tier(D("20000"), D("0.015")), Tier(None, D("0.01")))
 
@@ -55,8 +55,15 @@ def test_per_unit_with_included_units_above_usage():
     assert price(c, D("501")).amount_exact == D("0.1")
 
 
-@pytest.mark.parametrize(("amount", "minor", "expected"), [
-    ("2.345", 2, "2.35"), ("2.344999", 2, "2.34"), ("0.005", 2, "0.01"), ("1234.5", 0, "1235"), ("1234.49", 0, "1234"),
-])
+@pytest.mark.parametrize(
+    ("amount", "minor", "expected"),
+    [
+        ("2.345", 2, "2.35"),
+        ("2.344999", 2, "2.34"),
+        ("0.005", 2, "0.01"),
+        ("1234.5", 0, "1235"),
+        ("1234.49", 0, "1234"),
+    ],
+)
 def test_round_half_up(amount, minor, expected):
     assert str(round_money(D(amount), minor)) == expected

@@ -77,19 +77,34 @@ def test_package_121_with_10_included(capsys, catalog_file):
 
 
 def test_json_shape_and_exact_vs_rounded(capsys, catalog_file):
-    q = quote(capsys, catalog_file, "--meter", "tokens", "--quantity", "12345", "--filter", "model=big",
-              "--at", "2026-03-01T00:00:00Z")
+    q = quote(
+        capsys,
+        catalog_file,
+        "--meter",
+        "tokens",
+        "--quantity",
+        "12345",
+        "--filter",
+        "model=big",
+        "--at",
+        "2026-03-01T00:00:00Z",
+    )
     assert {"plan", "version", "meter", "quantity", "currency", "amount_exact", "amount", "breakdown"} <= set(q)
     assert (q["amount_exact"], q["amount"]) == ("6.1725", "6.17")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--meter", "tokens", "--quantity", "1", "--at", "2026-03-01T00:00:00Z"],
-     "choose one with --filter model=big; --filter model=small"),
-    (["--meter", "nope", "--quantity", "1"], "has no charge on meter nope"),
-    (["--meter", "units", "--quantity", "-1"], "non-negative"),
-    (["--meter", "units", "--quantity", "1", "--at", "2025-01-01T00:00:00Z"], "no version effective"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--meter", "tokens", "--quantity", "1", "--at", "2026-03-01T00:00:00Z"],
+            "choose one with --filter model=big; --filter model=small",
+        ),
+        (["--meter", "nope", "--quantity", "1"], "has no charge on meter nope"),
+        (["--meter", "units", "--quantity", "-1"], "non-negative"),
+        (["--meter", "units", "--quantity", "1", "--at", "2025-01-01T00:00:00Z"], "no version effective"),
+    ],
+)
 def test_mistakes_are_one_line(capsys, catalog_file, args, message):
     assert main(["quote", "--catalog", catalog_file, "--plan", "growth", *args]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tallyflow import runner
 from tallyflow.errors import UserError
+from tallyflow.ops import runner
 
 
 class _Status:

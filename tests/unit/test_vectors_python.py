@@ -1,11 +1,11 @@
-"""The invoice vectors through the Python rater (billing.py + pricing.py)."""
+"""The invoice vectors through the Python rater (plans.py + pricing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tallyflow import billing, pricing
-from tallyflow.generator import month_bounds
+from tallyflow.core import plans, pricing
+from tallyflow.core.periods import month_bounds
 from tests.vector_cases import load, norm
 
 PERIOD, CATALOG, CASES = load()
@@ -15,9 +15,11 @@ PERIOD, CATALOG, CASES = load()
 def test_python_rater(case):
     start, end = month_bounds(PERIOD)
     (sub,) = [s for s in CATALOG.subscriptions if s.customer == case.customer]
-    lines = billing.invoice_lines(CATALOG, sub, start, end, case.events)
+    lines = plans.invoice_lines(CATALOG, sub, start, end, case.events)
     minor = CATALOG.plan_versions(sub.plan)[0].minor_units
-    got = [(x.type, x.meter, x.filter, norm(x.quantity), norm(x.amount_exact),
-            str(pricing.round_money(x.amount, minor))) for x in lines]
+    got = [
+        (x.type, x.meter, x.filter, norm(x.quantity), norm(x.amount_exact), str(pricing.round_money(x.amount, minor)))
+        for x in lines
+    ]
     assert got == case.expected_lines
     assert str(pricing.round_money(sum(x.amount for x in lines), minor)) == case.expected_total

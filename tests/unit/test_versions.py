@@ -1,4 +1,4 @@
-"""One version rule: billing.version_in_force, `tallyflow quote` and the invoice agree on
+"""One version rule: plans.version_in_force, `tallyflow quote` and the invoice agree on
 tests/vectors/versions.json and on every invoice vector (the SQL side: tests/integration/test_vectors_sql.py)."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from tallyflow import billing, quote
-from tallyflow.events import parse_time
-from tallyflow.generator import month_bounds
+from tallyflow.billing import quote
+from tallyflow.core import plans
+from tallyflow.core.events import parse_time
+from tallyflow.core.periods import month_bounds
 from tests.vector_cases import load, load_versions
 
 VERSION_CASES = load_versions()
@@ -19,7 +20,7 @@ PERIOD, CATALOG, CASES = load()
 @pytest.mark.parametrize("case", VERSION_CASES, ids=[c.name for c in VERSION_CASES])
 def test_version_in_force(case):
     start, _ = month_bounds(case.period)
-    got = billing.version_in_force(case.catalog.plan_versions("p"), start, parse_time(case.at))
+    got = plans.version_in_force(case.catalog.plan_versions("p"), start, parse_time(case.at))
     assert got.version == case.expected
 
 
@@ -42,8 +43,8 @@ def test_quote_agrees_with_the_invoice_line(case):
     gives the line's plan version and exact amount."""
     (sub,) = [s for s in CATALOG.subscriptions if s.customer == case.customer]
     start, end = month_bounds(PERIOD)
-    segments = billing.segments(CATALOG.plan_versions(sub.plan), sub, start, end)
-    for line in billing.invoice_lines(CATALOG, sub, start, end, case.events):
+    segments = plans.segments(CATALOG.plan_versions(sub.plan), sub, start, end)
+    for line in plans.invoice_lines(CATALOG, sub, start, end, case.events):
         if line.type != "usage":
             continue
         seg = next(s for s in segments if s.start == line.segment_start)

@@ -1,0 +1,174 @@
+"""The `tallyflow` command line. Mistakes get one line on stderr and exit code 2; failures of
+the things it drives (a broker that does not answer, a bad catalog) exit 1; no tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from tallyflow.cli import commands as c
+from tallyflow.cli.output import format_arg as _format_arg
+from tallyflow.errors import UserError
+from tallyflow.faults import InjectedCrash
+from tallyflow.settings import Settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not the usage block
+        print(f"tallyflow: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tallyflow", description="Usage-based billing on Kafka, PyFlink and ClickHouse.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("stack", help="start, stop or inspect the local Kafka broker (KRaft)")
+    p.add_argument("action", choices=["up", "down", "status"])
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_stack)
+
+    p = sub.add_parser("produce", help="publish usage events (JSON lines, or synthetic)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--file", help="JSON event per line (shared/CATALOG.md form); - for stdin")
+    src.add_argument("--generate", type=int, metavar="N", help="publish N synthetic events")
+    p.add_argument("--customers", type=int, default=5, help="synthetic customers (default 5)")
+    p.add_argument("--duplicate-rate", type=float, default=0.0, help="share of events sent twice")
+    p.add_argument("--late-rate", type=float, default=0.0, help="share of events sent hours late")
+    p.add_argument("--period", help="month of the synthetic events, YYYY-MM (default: last month)")
+    p.add_argument("--seed", type=int, default=7, help="generator seed (same seed, same event ids)")
+    p.add_argument("--out", help="also write the synthetic events to this JSON-lines file")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_produce)
+
+    p = sub.add_parser("run", help="validate and apply the catalog, then run the metering job")
+    p.add_argument("--catalog", required=True, help="catalog file (YAML or JSON)")
+    p.add_argument(
+        "--bounded", action="store_true", help="process what the topic holds now, land all of it, and return"
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start without the pipeline's Flink state (dedup, windows, balances) from the "
+        "committed offsets; by default a run continues the newest checkpoint or savepoint",
+    )
+    p.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_run)
+
+    p = sub.add_parser("load", help="land the output of a job running on a Flink cluster into ClickHouse")
+    p.add_argument("--catalog", help="also apply this catalog (invoices read it from ClickHouse)")
+    p.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_load)
+
+    p = sub.add_parser("invoice", help="compute invoices for a billing period from ClickHouse")
+    p.add_argument("--period", help="billing period, YYYY-MM")
+    p.add_argument("--customer", help="only this customer")
+    p.add_argument(
+        "--finalize",
+        action="store_true",
+        help="store the invoices immutably (a finalized period's later usage is corrected next period)",
+    )
+    p.add_argument(
+        "--finalize-due",
+        action="store_true",
+        help="finalize every period whose settlement window (TALLYFLOW_SETTLEMENT_WINDOW) has passed",
+    )
+    p.add_argument(
+        "--catalog",
+        help="shadow pricing: price the period's stored events with this candidate "
+        "catalog, beside the current invoices (stores nothing)",
+    )
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_invoice)
+
+    p = sub.add_parser("quote", help="price a quantity under a plan, with the tier breakdown")
+    p.add_argument("--catalog", required=True, help="catalog file (YAML or JSON)")
+    p.add_argument("--plan", required=True, help="plan id")
+    p.add_argument("--meter", required=True, help="meter id")
+    p.add_argument("--quantity", required=True, help="the metered quantity U (a decimal)")
+    p.add_argument("--at", help="price with the version in force at this time (default: now)")
+    p.add_argument("--filter", action="append", help="key=value: the slice of a grouped meter to price")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_quote)
+
+    p = sub.add_parser(
+        "bench",
+        help="end-to-end throughput against a read-and-discard baseline, or credit drawdown latency (--latency)",
+    )
+    p.add_argument("--events", type=int, help="synthetic events to publish and process (throughput)")
+    p.add_argument("--latency", action="store_true", help="measure publish -> balance update latency instead")
+    p.add_argument("--rate", type=int, help="events per second to publish (--latency)")
+    p.add_argument("--seconds", type=int, help="how long to publish at that rate, after the warm-up (--latency)")
+    p.add_argument("--warmup", type=int, default=15, help="seconds published first and not counted (--latency)")
+    p.add_argument("--customers", type=int, default=100, help="synthetic customers (default 100)")
+    p.add_argument("--span", default="1d", help="event time the events spread over (default 1d)")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_bench)
+
+    p = sub.add_parser("grant", help="publish a prepaid credit grant (top-up) to the grants topic")
+    p.add_argument("--customer", required=True, help="customer id")
+    p.add_argument("--credits", required=True, help="credits granted (a positive decimal)")
+    p.add_argument(
+        "--grant-id", help="unique per customer; a resend with the same id is ignored (default: topup-<effective time>)"
+    )
+    p.add_argument("--priority", type=int, default=0, help="lower is consumed first (default 0)")
+    p.add_argument("--effective-at", help="ISO 8601 time, whole seconds (default: now)")
+    p.add_argument("--expires-at", help="ISO 8601 time, whole seconds (default: never)")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_grant)
+
+    p = sub.add_parser("balance", help="a customer's credit grants: granted, consumed, remaining, expiry")
+    p.add_argument("--customer", required=True, help="customer id")
+    p.add_argument("--at", help="as of this ISO 8601 time (default: now)")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_balance)
+
+    p = sub.add_parser(
+        "reconcile",
+        help="prove every event is counted once: events, windows, rated records, "
+        "invoices and the credit ledger (exit 1 on any discrepancy)",
+    )
+    p.add_argument("--period", required=True, help="billing period, YYYY-MM")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_reconcile)
+
+    p = sub.add_parser(
+        "catalog",
+        help="validate a catalog file, apply it to ClickHouse without running the job, or show the catalog in force",
+    )
+    p.add_argument("action", choices=["validate", "apply", "show"])
+    p.add_argument("file", nargs="?", help="catalog file (YAML or JSON), for validate and apply")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_catalog)
+
+    p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
+    p.add_argument("query", help='a SELECT statement, e.g. "SELECT count() FROM events FINAL"')
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_sql)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings)
+    except InjectedCrash:
+        # TALLYFLOW_FAULT=loader-after-insert: die between an insert and its commit, like a kill.
+        sys.stdout.flush()
+        os._exit(137)
+    except UserError as e:
+        print(f"tallyflow: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tallyflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

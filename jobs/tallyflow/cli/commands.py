@@ -1,0 +1,278 @@
+"""The subcommands: each takes the parsed arguments and the settings, prints its result and
+returns the exit code. Heavy modules are imported inside each command, so `--help` and a usage
+mistake answer at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tallyflow.cli.output import emit
+from tallyflow.errors import UserError
+from tallyflow.settings import Settings
+
+
+def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.ops import stack
+
+    result = {"up": stack.up, "down": stack.down, "status": stack.status}[args.action](settings)
+    emit(result, args.format)
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.ingest import producer
+    from tallyflow.wire import topics
+
+    # Without its topic every send would fail one by one; create the pipeline's topics (as `run` does).
+    topics.ensure_topics(settings)
+    if args.file:
+        report = producer.produce_file(settings, Path(args.file))
+    else:
+        from tallyflow.tools import generator
+
+        gen = generator.generate(
+            args.generate,
+            customers=args.customers,
+            period=args.period,
+            duplicate_rate=args.duplicate_rate,
+            late_rate=args.late_rate,
+            seed=args.seed,
+        )
+        if args.out:
+            with open(args.out, "w") as fh:
+                events = list(gen)
+                fh.writelines(json.dumps(e) + "\n" for e in events)
+            gen = iter(events)
+        report = producer.produce_records(settings, gen)
+    for problem in report.problems[:20]:
+        print(problem, file=sys.stderr)
+    emit(report.as_dict(), args.format, f"sent {report.sent}, rejected {report.rejected}, failed {report.failed}")
+    return 1 if report.rejected or report.failed else 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.ops import runner
+
+    def progress(status: str, stats: Any) -> None:
+        if args.verbose:
+            print(f"job {status}; loaded {dict(stats.rows)}", file=sys.stderr)
+
+    result = runner.run(settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh)
+    d = result.as_dict()
+    rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
+    settled = "".join(f"; finalized {n} invoices of {p} (settlement window passed)" for p, n in d["finalized"].items())
+    emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}{settled}")
+    return 0 if result.status in ("FINISHED", "CANCELED") else 1
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.ops import runner
+
+    def progress(status: str, stats: Any) -> None:
+        if args.verbose:
+            print(f"loaded {dict(stats.rows)}", file=sys.stderr)
+
+    emit(runner.load_forever(settings, args.catalog, on_progress=progress), args.format)
+    return 0
+
+
+def cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.billing import invoice
+    from tallyflow.land import clickhouse
+
+    client = clickhouse.ready(settings)
+    if args.finalize_due:
+        if args.period or args.customer or args.finalize or args.catalog:
+            raise UserError(
+                "--finalize-due finalizes every due period; it takes no --period, --customer, --finalize or --catalog"
+            )
+        done = invoice.finalize_due(client, settings.settlement_window)
+        emit(
+            {"settlement_window": str(settings.settlement_window), "finalized": done},
+            args.format,
+            "\n".join(f"{p}: {n} invoices finalized" for p, n in done.items()) or "no period is due",
+        )
+        return 0
+    if not args.period:
+        raise UserError("invoice needs --period YYYY-MM (or --finalize-due)")
+    if args.catalog:
+        from tallyflow.billing import shadow
+
+        if args.finalize:
+            raise UserError("--catalog prices with a candidate catalog and stores nothing; it cannot --finalize")
+        result = shadow.compare(client, args.period, args.catalog, customer=args.customer)
+        emit(result, args.format, shadow.render(result))
+        return 0
+    if args.finalize:
+        invoices = invoice.finalize(client, args.period, customer=args.customer)
+    else:
+        invoices = invoice.compute(client, args.period, customer=args.customer)
+    emit([i.as_dict() for i in invoices], args.format, invoice.render_table(invoices))
+    return 0
+
+
+def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.billing import quote
+    from tallyflow.core import catalog
+    from tallyflow.core.events import InvalidEvent, parse_time
+
+    at = None
+    if args.at:
+        try:
+            at = parse_time(args.at)
+        except InvalidEvent:
+            raise UserError(f"--at '{args.at}' is not an ISO 8601 time with an offset") from None
+    filters = {}
+    for f in args.filter or []:
+        for pair in f.split(","):
+            k, sep, v = pair.partition("=")
+            if not sep:
+                raise UserError(f"--filter '{f}' is not key=value")
+            filters[k.strip()] = v.strip()
+    result = quote.quote(catalog.load(args.catalog), args.plan, args.meter, args.quantity, at, filters)
+    emit(result, args.format, quote.render(result))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.settings import parse_duration
+    from tallyflow.tools import bench
+
+    if args.latency:
+        from tallyflow.tools import latency
+
+        if args.rate is None or args.seconds is None:
+            raise UserError("--latency needs --rate R and --seconds S")
+        result = latency.run(settings, args.rate, args.seconds, args.warmup)
+        emit(result, args.format, latency.render(result))
+        return 0
+    if args.events is None:
+        raise UserError("bench needs --events N (throughput) or --latency --rate R --seconds S")
+
+    result = bench.run(settings, args.events, args.customers, parse_duration(args.span, "--span"))
+    emit(result, args.format, bench.render(result))
+    return 0
+
+
+def cmd_grant(args: argparse.Namespace, settings: Settings) -> int:
+    from decimal import InvalidOperation
+
+    from tallyflow.core.drawdown import GrantRecord
+    from tallyflow.ingest import grants
+
+    try:
+        amount = Decimal(args.credits)
+    except InvalidOperation:
+        raise UserError(f"--credits '{args.credits}' is not a decimal") from None
+    effective = grants.parse_time(args.effective_at, "--effective-at") if args.effective_at else None
+    if effective is None:
+        import time
+
+        effective = time.time_ns() // 1_000_000_000 * 1000  # now, whole seconds
+    expires = grants.parse_time(args.expires_at, "--expires-at") if args.expires_at else None
+    grant_id = args.grant_id or f"topup-{effective}"
+    g = GrantRecord(args.customer, grant_id, amount, args.priority, effective, expires)
+    grants.publish_grant(settings, g)
+    emit(
+        {
+            "published": True,
+            "customer": g.customer,
+            "grant_id": g.grant_id,
+            "credits": str(g.credits),
+            "priority": g.priority,
+            "effective_at": g.effective_at,
+            "expires_at": g.expires_at,
+        },
+        args.format,
+        f"published grant {g.grant_id} of {g.credits} credits to {g.customer}",
+    )
+    return 0
+
+
+def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.billing import balance
+    from tallyflow.ingest import grants
+    from tallyflow.land import clickhouse
+
+    at = None
+    if args.at:
+        from datetime import UTC, datetime
+
+        at = datetime.fromtimestamp(grants.parse_time(args.at, "--at") // 1000, UTC)
+    result = balance.report(clickhouse.ready(settings), args.customer, at)
+    emit(result, args.format, balance.render(result))
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.billing import reconcile
+    from tallyflow.land import clickhouse
+
+    result = reconcile.run(clickhouse.ready(settings), args.period)
+    emit(result, args.format, reconcile.render(result))
+    return 1 if result["discrepancies"] else 0
+
+
+def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.core import catalog
+    from tallyflow.land import catalog_store, clickhouse
+
+    if args.action == "show":
+        if args.file:
+            raise UserError("catalog show takes no FILE: it shows the catalog in force")
+        shown = catalog_store.in_force(clickhouse.ready(settings))
+        emit(shown, args.format, catalog_store.render(shown))
+        return 0
+    if not args.file:
+        raise UserError(f"catalog {args.action} needs the catalog FILE")
+    if args.action == "validate":
+        try:
+            cat = catalog.load(args.file)
+        except catalog.CatalogError as e:
+            emit(
+                {"file": args.file, "valid": False, "problems": e.problems},
+                args.format,
+                "\n".join(f"{args.file}: {problem}" for problem in e.problems),
+            )
+            return 1
+        summary = {
+            "file": args.file,
+            "valid": True,
+            "digest": cat.digest,
+            "meters": len(cat.meters),
+            "plan_versions": len(cat.plans),
+            "subscriptions": len(cat.subscriptions),
+            "grants": len(cat.grants),
+        }
+        emit(
+            summary,
+            args.format,
+            f"{args.file}: valid (digest {cat.digest}; {len(cat.meters)} meters, "
+            f"{len(cat.plans)} plan versions, {len(cat.subscriptions)} subscriptions, "
+            f"{len(cat.grants)} grants)",
+        )
+        return 0
+    cat = catalog.load(args.file)
+    new = catalog_store.apply(clickhouse.ready(settings), cat, args.file)
+    emit(
+        {"file": args.file, "digest": cat.digest, "new": new},
+        args.format,
+        f"applied {args.file} (digest {cat.digest}{'' if new else ', stored before'}); it is the catalog in force",
+    )
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.land import clickhouse
+
+    client = clickhouse.ready(settings)
+    columns, rows = clickhouse.run_sql(client, args.query)
+    records = [dict(zip(columns, r, strict=True)) for r in rows]
+    table = "\t".join(columns) + "\n" + "\n".join("\t".join(str(v) for v in r) for r in rows)
+    emit(records, args.format, table)
+    return 0

@@ -1,0 +1,43 @@
+"""What commands print: a table for people, `--format json` for scripts (decimals as strings)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+
+def json_default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return str(o)
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+def emit(obj: Any, fmt: str, table: str | None = None) -> None:
+    if fmt == "json":
+        print(json.dumps(obj, default=json_default, indent=2))
+    else:
+        print(table if table is not None else _plain(obj))
+
+
+def _plain(obj: Any, indent: str = "") -> str:
+    if isinstance(obj, dict):
+        lines = []
+        for k, v in obj.items():
+            if isinstance(v, dict | list) and v:
+                lines.append(f"{indent}{k}:")
+                lines.append(_plain(v, indent + "  "))
+            else:
+                lines.append(f"{indent}{k}: {json_default(v) if isinstance(v, Decimal) else v}")
+        return "\n".join(lines)
+    if isinstance(obj, list):
+        return "\n".join(_plain(v, indent) if isinstance(v, dict | list) else f"{indent}- {v}" for v in obj)
+    return f"{indent}{obj}"
+
+
+def format_arg(p: argparse.ArgumentParser, choices: Sequence[str] = ("table", "json")) -> None:
+    p.add_argument("--format", choices=choices, default="table", help="output format (default: table)")

@@ -1,0 +1,438 @@
+"""The billing catalog (docs/catalog.md): load YAML or JSON, validate every rule, or reject.
+
+Nothing runs on a half-valid catalog: `load` collects every violation, each naming the plan
+(with version), the charge and the rule, and raises CatalogError with all of them. The model
+itself is core/model.py (re-exported here: callers import catalog types from one place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tallyflow.core import aggregations
+from tallyflow.core import catalog_fields as read
+from tallyflow.core.catalog_fields import Problems
+from tallyflow.core.model import (
+    MODELS,
+    Catalog,
+    CatalogError,
+    Charge,
+    Credits,
+    Grant,
+    Meter,
+    Plan,
+    Step,
+    Subscription,
+    Tier,
+    minor_units,
+)
+from tallyflow.errors import UserError
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "Charge",
+    "Credits",
+    "Grant",
+    "Meter",
+    "Plan",
+    "Step",
+    "Subscription",
+    "Tier",
+    "load",
+    "minor_units",
+    "parse",
+]
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def _meters(p: Problems, raw: Any) -> tuple[Meter, ...]:
+    out: list[Meter] = []
+    seen: set[str] = set()
+    for i, m in enumerate(read.items(p, "meters", raw)):
+        m = read.mapping(p, f"meters[{i}]", m)
+        where = f"meter {m.get('id', f'#{i}')}"
+        read.keys(
+            p,
+            where,
+            m,
+            {"id", "event_type", "aggregation", "value", "group_by", "description"},
+            {"id", "event_type", "aggregation"},
+        )
+        mid = read.text(p, where, "id", m.get("id"))
+        if mid in seen:
+            p.add(where, "duplicate meter id")
+        seen.add(mid)
+        agg = m.get("aggregation")
+        if agg not in aggregations.REGISTRY:
+            p.add(where, f"aggregation '{agg}' is not one of {', '.join(aggregations.NAMES)}")
+        value = m.get("value")
+        if agg in aggregations.REGISTRY and aggregations.REGISTRY[agg].value_from and not value:
+            p.add(where, f"aggregation {agg} needs 'value' (a key of values, or of dimensions for unique_count)")
+        if value is not None and not isinstance(value, str):
+            p.add(where, "value must be a string key")
+        group_by = read.items(p, f"{where}, group_by", m.get("group_by"))
+        if any(not isinstance(g, str) or not g for g in group_by) or len(set(group_by)) != len(group_by):
+            p.add(where, "group_by must be a list of distinct dimension keys")
+        out.append(
+            Meter(
+                mid,
+                read.text(p, where, "event_type", m.get("event_type")),
+                str(agg),
+                value if isinstance(value, str) else None,
+                tuple(str(g) for g in group_by),
+            )
+        )
+    if not out:
+        p.add("meters", "at least one meter is required")
+    return tuple(out)
+
+
+def _bounds(p: Problems, where: str, what: str, rows: list[dict]) -> list[Decimal | None]:
+    """Validates the `up_to` column of tiers or steps; returns the parsed bounds."""
+    bounds: list[Decimal | None] = []
+    if not rows:
+        p.add(where, f"{what} must not be empty")
+        return bounds
+    for i, row in enumerate(rows):
+        raw = row.get("up_to")
+        last = i == len(rows) - 1
+        if raw is None:
+            if not last:
+                p.add(where, f"{what}[{i}]: up_to null is only allowed on the last {what[:-1]}")
+            bounds.append(None)
+            continue
+        b = read.decimal(p, where, f"{what}[{i}].up_to", raw, positive=True)
+        if last:
+            p.add(where, f"the last {what[:-1]} must have up_to: null (unbounded)")
+        prev = next((x for x in reversed(bounds) if x is not None), None)
+        if prev is not None and b <= prev:
+            p.add(where, f"{what[:-1]} bounds must strictly increase ({b} after {prev})")
+        bounds.append(b)
+    return bounds
+
+
+def _charge(p: Problems, plan_label: str, i: int, c: Any, meters: dict[str, Meter]) -> Charge | None:
+    c = read.mapping(p, f"{plan_label}, charge #{i}", c)
+    where = f"{plan_label}, charge {c.get('meter', f'#{i}')}"
+    common = {"meter", "model", "filter", "included_units", "description"}
+    per_model = {
+        "per_unit": {"unit_price"},
+        "graduated": {"tiers"},
+        "volume": {"tiers"},
+        "package": {"package_size", "package_price"},
+        "staircase": {"steps"},
+    }
+    model = c.get("model")
+    if model not in MODELS:
+        p.add(where, f"model '{model}' is not one of {', '.join(MODELS)}")
+        return None
+    read.keys(p, where, c, common | per_model[model], {"meter", "model"} | per_model[model])
+    meter_id = c.get("meter")
+    meter = meters.get(meter_id) if isinstance(meter_id, str) else None
+    if meter is None:
+        p.add(where, f"meter '{meter_id}' is not defined in meters")
+    flt = read.mapping(p, f"{where}, filter", c.get("filter") or {})
+    for k, v in flt.items():
+        if meter is not None and k not in meter.group_by:
+            p.add(where, f"filter key '{k}' is not in meter {meter.id}'s group_by {list(meter.group_by)}")
+        if not isinstance(v, str):
+            p.add(where, f"filter value for '{k}' must be a string")
+    included = read.decimal(p, where, "included_units", c.get("included_units", "0"))
+    charge = Charge(
+        meter=str(meter_id),
+        model=model,
+        filter=tuple(sorted((str(k), str(v)) for k, v in flt.items())),
+        included_units=included,
+    )
+    if model == "per_unit":
+        return _replace(charge, unit_price=read.decimal(p, where, "unit_price", c.get("unit_price")))
+    if model in ("graduated", "volume"):
+        rows = [read.mapping(p, f"{where}, tiers[{j}]", t) for j, t in enumerate(read.items(p, where, c.get("tiers")))]
+        bounds = _bounds(p, where, "tiers", rows)
+        tiers = []
+        for j, (row, b) in enumerate(zip(rows, bounds, strict=False)):
+            read.keys(p, f"{where}, tiers[{j}]", row, {"up_to", "unit_price", "flat_fee"}, {"up_to", "unit_price"})
+            tiers.append(
+                Tier(
+                    b,
+                    read.decimal(p, where, f"tiers[{j}].unit_price", row.get("unit_price")),
+                    read.decimal(p, where, f"tiers[{j}].flat_fee", row.get("flat_fee", "0")),
+                )
+            )
+        return _replace(charge, tiers=tuple(tiers))
+    if model == "package":
+        return _replace(
+            charge,
+            package_size=read.decimal(p, where, "package_size", c.get("package_size"), positive=True),
+            package_price=read.decimal(p, where, "package_price", c.get("package_price")),
+        )
+    rows = [read.mapping(p, f"{where}, steps[{j}]", t) for j, t in enumerate(read.items(p, where, c.get("steps")))]
+    bounds = _bounds(p, where, "steps", rows)
+    steps = []
+    for j, (row, b) in enumerate(zip(rows, bounds, strict=False)):
+        read.keys(p, f"{where}, steps[{j}]", row, {"up_to", "price"}, {"up_to", "price"})
+        steps.append(Step(b, read.decimal(p, where, f"steps[{j}].price", row.get("price"))))
+    return _replace(charge, steps=tuple(steps))
+
+
+def _replace(charge: Charge, **kw: Any) -> Charge:
+    return replace(charge, **kw)
+
+
+def _filters_overlap(a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], ...]) -> bool:
+    da, db = dict(a), dict(b)
+    return all(da[k] == db[k] for k in set(da) & set(db))
+
+
+def _credits(p: Problems, plan_label: str, raw: Any, meters: dict[str, Meter]) -> Credits | None:
+    if raw is None:
+        return None
+    c = read.mapping(p, f"{plan_label}, credits", raw)
+    where = f"{plan_label}, credits"
+    read.keys(
+        p,
+        where,
+        c,
+        {"rates", "credit_price", "on_exhausted", "overage_multiplier", "alert_thresholds"},
+        {"rates", "credit_price"},
+    )
+    rates = []
+    for meter_id, rate in read.mapping(p, f"{where}, rates", c.get("rates") or {}).items():
+        meter = meters.get(meter_id)
+        if meter is None:
+            p.add(where, f"rates: meter '{meter_id}' is not defined in meters")
+        elif not aggregations.of(meter).additive:
+            p.add(where, f"rates: meter '{meter_id}' is {meter.aggregation}; credits need count or sum meters")
+        rates.append((str(meter_id), read.decimal(p, where, f"rates.{meter_id}", rate, positive=True)))
+    if not rates:
+        p.add(where, "rates must name at least one meter")
+    on_exhausted = c.get("on_exhausted", "overage")
+    if on_exhausted not in ("overage", "pause"):
+        p.add(where, f"on_exhausted '{on_exhausted}' is not one of overage, pause")
+    thresholds = [
+        read.decimal(p, where, f"alert_thresholds[{i}]", t, positive=True)
+        for i, t in enumerate(read.items(p, where, c.get("alert_thresholds")))
+    ]
+    if any(t > 1 for t in thresholds):
+        p.add(where, "alert_thresholds are fractions of the granted credits, at most 1")
+    if thresholds != sorted(set(thresholds)):
+        p.add(where, "alert_thresholds must strictly increase")
+    return Credits(
+        rates=tuple(sorted(rates)),
+        credit_price=read.decimal(p, where, "credit_price", c.get("credit_price")),
+        on_exhausted=str(on_exhausted),
+        overage_multiplier=read.decimal(p, where, "overage_multiplier", c.get("overage_multiplier", "1")),
+        alert_thresholds=tuple(thresholds),
+    )
+
+
+def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
+    out: list[Plan] = []
+    seen: set[tuple[str, int]] = set()
+    allowed = {
+        "id",
+        "version",
+        "effective_from",
+        "apply",
+        "currency",
+        "billing_period",
+        "base_fee",
+        "minimum_commitment",
+        "charges",
+        "credits",
+        "name",
+        "description",
+    }
+    for i, pl in enumerate(read.items(p, "plans", raw)):
+        pl = read.mapping(p, f"plans[{i}]", pl)
+        version = pl.get("version")
+        label = f"plan {pl.get('id', f'#{i}')} v{version}"
+        read.keys(p, label, pl, allowed, {"id", "version", "effective_from", "currency"})
+        pid = read.text(p, label, "id", pl.get("id"))
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            p.add(label, "version must be an integer of at least 1")
+            version = 0
+        if (pid, version) in seen:
+            p.add(label, "duplicate plan id and version")
+        seen.add((pid, version))
+        currency = pl.get("currency")
+        if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+            p.add(label, f"currency '{currency}' is not an ISO 4217 code like USD")
+            currency = "XXX"
+        apply = pl.get("apply", "next_period")
+        if apply not in ("next_period", "immediately"):
+            p.add(label, f"apply '{apply}' is not one of next_period, immediately")
+        if pl.get("billing_period", "month") != "month":
+            p.add(label, "billing_period must be month (calendar month, UTC)")
+        charges = tuple(
+            ch
+            for j, c in enumerate(read.items(p, f"{label}, charges", pl.get("charges")))
+            if (ch := _charge(p, label, j, c, meters)) is not None
+        )
+        for a_i, a in enumerate(charges):
+            for b in charges[a_i + 1 :]:
+                if a.meter == b.meter and _filters_overlap(a.filter, b.filter):
+                    p.add(
+                        f"{label}, charge {b.label}",
+                        f"several charges on meter {a.meter} need disjoint filters (overlaps {a.label})",
+                    )
+        credits = _credits(p, label, pl.get("credits"), meters)
+        if credits is not None:
+            charged = {c.meter for c in charges}
+            for meter_id, _ in credits.rates:
+                if meter_id in charged:
+                    p.add(f"{label}, charge {meter_id}", "a credit-priced meter must have no charges")
+        mc = pl.get("minimum_commitment")
+        out.append(
+            Plan(
+                id=pid,
+                version=version,
+                effective_from=read.time(p, label, "effective_from", pl.get("effective_from")),
+                currency=currency,
+                apply=str(apply),
+                base_fee=read.decimal(p, label, "base_fee", pl.get("base_fee", "0")),
+                minimum_commitment=None if mc is None else read.decimal(p, label, "minimum_commitment", mc),
+                charges=charges,
+                credits=credits,
+            )
+        )
+    by_id: dict[str, list[Plan]] = {}
+    for plan in out:
+        by_id.setdefault(plan.id, []).append(plan)
+    for versions in by_id.values():
+        versions.sort(key=lambda x: x.version)
+        for older, newer in zip(versions, versions[1:], strict=False):
+            if newer.effective_from < older.effective_from:
+                p.add(
+                    newer.label,
+                    f"effective_from must not be before v{older.version}'s ({older.effective_from.isoformat()})",
+                )
+            if newer.currency != older.currency:
+                p.add(newer.label, f"currency {newer.currency} differs from v{older.version}'s {older.currency}")
+    return tuple(out)
+
+
+def _subscriptions(p: Problems, raw: Any, plan_ids: set[str]) -> tuple[Subscription, ...]:
+    out: list[Subscription] = []
+    for i, s in enumerate(read.items(p, "subscriptions", raw)):
+        s = read.mapping(p, f"subscriptions[{i}]", s)
+        where = f"subscription of {s.get('customer', f'#{i}')}"
+        read.keys(p, where, s, {"customer", "plan", "start", "end"}, {"customer", "plan", "start"})
+        plan = read.text(p, where, "plan", s.get("plan"))
+        if plan and plan not in plan_ids:
+            p.add(where, f"plan '{plan}' is not defined in plans")
+        start = read.time(p, where, "start", s.get("start"))
+        end = None if s.get("end") is None else read.time(p, where, "end", s.get("end"))
+        if end is not None and end <= start:
+            p.add(where, "end must be after start")
+        out.append(Subscription(read.text(p, where, "customer", s.get("customer")), plan, start, end))
+    far = datetime.max.replace(tzinfo=UTC)
+    for i, a in enumerate(out):
+        for b in out[i + 1 :]:
+            if a.customer == b.customer and a.start < (b.end or far) and b.start < (a.end or far):
+                p.add(f"subscription of {a.customer}", "subscriptions of one customer must not overlap")
+    return tuple(out)
+
+
+def _one_currency_per_customer(p: Problems, plans: tuple[Plan, ...], subs: tuple[Subscription, ...]) -> None:
+    """A customer is billed in one currency (as in Stripe and Lago): amounts in two currencies
+    would otherwise meet in one invoice total."""
+    currency_of = {pl.id: pl.currency for pl in plans}  # every version of a plan has one currency (checked)
+    seen: dict[str, tuple[str, str]] = {}  # customer -> (currency, plan)
+    for s in subs:
+        currency = currency_of.get(s.plan)
+        if currency is None:
+            continue
+        first = seen.setdefault(s.customer, (currency, s.plan))
+        if first[0] != currency:
+            p.add(
+                f"customer {s.customer}",
+                f"subscriptions bill in {first[0]} (plan {first[1]}) and {currency} "
+                f"(plan {s.plan}); a customer is billed in one currency",
+            )
+            seen[s.customer] = (currency, s.plan)
+
+
+def _grants(p: Problems, raw: Any) -> tuple[Grant, ...]:
+    out: list[Grant] = []
+    seen: set[tuple[str, str]] = set()
+    for i, g in enumerate(read.items(p, "grants", raw)):
+        g = read.mapping(p, f"grants[{i}]", g)
+        where = f"grant {g.get('grant_id', f'#{i}')} of {g.get('customer', '?')}"
+        read.keys(
+            p,
+            where,
+            g,
+            {"customer", "grant_id", "credits", "priority", "effective_at", "expires_at"},
+            {"customer", "grant_id", "credits", "effective_at"},
+        )
+        key = (str(g.get("customer")), str(g.get("grant_id")))
+        if key in seen:
+            p.add(where, "duplicate grant_id for this customer")
+        seen.add(key)
+        priority = g.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            p.add(where, "priority must be an integer")
+            priority = 0
+        effective = read.time(p, where, "effective_at", g.get("effective_at"))
+        expires = None if g.get("expires_at") is None else read.time(p, where, "expires_at", g.get("expires_at"))
+        if expires is not None and expires <= effective:
+            p.add(where, "expires_at must be after effective_at")
+        if effective.microsecond or (expires is not None and expires.microsecond):
+            # Usage is drawn down per event-time second (as Stripe's grants use Unix seconds).
+            p.add(where, "effective_at and expires_at must be whole seconds")
+        out.append(
+            Grant(
+                read.text(p, where, "customer", g.get("customer")),
+                read.text(p, where, "grant_id", g.get("grant_id")),
+                read.decimal(p, where, "credits", g.get("credits"), positive=True),
+                priority,
+                effective,
+                expires,
+            )
+        )
+    return tuple(out)
+
+
+def parse(doc: Any, source: str = "catalog") -> Catalog:
+    p = Problems()
+    doc = read.mapping(p, "", doc)
+    read.keys(p, "", doc, {"meters", "plans", "subscriptions", "grants"}, {"meters", "plans"})
+    meters = _meters(p, doc.get("meters"))
+    by_id = {m.id: m for m in meters}
+    plans = _plans(p, doc.get("plans"), by_id)
+    subs = _subscriptions(p, doc.get("subscriptions"), {pl.id for pl in plans})
+    grants = _grants(p, doc.get("grants"))
+    _one_currency_per_customer(p, plans, subs)
+    if p.items:
+        raise CatalogError(source, p.items)
+    document = json.dumps(doc, sort_keys=True, default=str)
+    digest = hashlib.sha256(document.encode()).hexdigest()[:16]
+    return Catalog(meters, plans, subs, grants, digest, by_id, document)
+
+
+def load(path: str | Path) -> Catalog:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read catalog {path}: {e.strerror}") from None
+    try:
+        # YAML is a superset of JSON, but keep JSON's own error messages for .json files.
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise UserError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {str(e).splitlines()[0]}"
+        ) from None
+    return parse(doc, str(path))

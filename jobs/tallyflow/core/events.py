@@ -1,0 +1,110 @@
+"""The JSON form of a usage event (shared/CATALOG.md): parse and validate before producing.
+
+The job validates again on the JVM side (jobs/jvm DecodeUsageEvent) because producers other than
+this CLI exist; the limits come from one file (schemas/event_limits.json) and the verdicts are
+held equal by tests/vectors/events.json, so the CLI rejects early with a line number.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tallyflow.settings import REPO_ROOT
+
+# One home for the limits, shared with the JVM decoder: schemas/event_limits.json.
+LIMITS = json.loads((REPO_ROOT / "schemas" / "event_limits.json").read_text())
+SCALE = LIMITS["decimal_scale"]  # DECIMAL(38, 12): the Avro decimal of schemas/usage_event.v*.avsc
+MAX_ID_LENGTH = LIMITS["max_id_length"]
+MAX_DIMENSIONS = LIMITS["max_dimensions"]
+MAX_DIMENSION_LENGTH = LIMITS["max_dimension_length"]
+_FIELDS = {"event_id", "customer_id", "event_type", "event_time", "values", "dimensions", "source"}
+
+
+class InvalidEvent(ValueError):
+    pass
+
+
+def parse_time(raw: Any) -> datetime:
+    if not isinstance(raw, str):
+        raise InvalidEvent("event_time must be an ISO 8601 string")
+    try:
+        t = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent(f"event_time '{raw}' is not ISO 8601") from None
+    if t.tzinfo is None:
+        raise InvalidEvent(f"event_time '{raw}' has no UTC offset")
+    return t.astimezone(UTC)
+
+
+def parse_quantity(key: str, raw: Any, max_quantity: Decimal) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise InvalidEvent(f"value {key} must be a decimal string")
+    try:
+        q = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise InvalidEvent(f"value {key} '{raw}' is not a decimal") from None
+    if not q.is_finite():
+        raise InvalidEvent(f"value {key} is not finite ({raw})")
+    if q < 0:
+        raise InvalidEvent(f"value {key} is negative ({raw})")
+    if q > max_quantity:
+        raise InvalidEvent(f"value {key} exceeds the limit of {max_quantity}")
+    exponent = q.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -SCALE and q != q.quantize(Decimal(1).scaleb(-SCALE)):
+        raise InvalidEvent(f"value {key} has more than {SCALE} decimal places")
+    return q.quantize(Decimal(1).scaleb(-SCALE))
+
+
+def _text(obj: dict, name: str) -> str:
+    v = obj.get(name)
+    if not isinstance(v, str) or not v or len(v) > MAX_ID_LENGTH:
+        raise InvalidEvent(f"{name} must be a string of 1 to {MAX_ID_LENGTH} characters")
+    return v
+
+
+def validate(obj: Any, *, max_quantity: Decimal, now: datetime, max_future_seconds: float) -> dict:
+    """Returns the Avro record for a valid JSON event, or raises InvalidEvent with the reason."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("an event must be a JSON object")
+    unknown = set(obj) - _FIELDS
+    if unknown:
+        raise InvalidEvent(f"unknown field(s): {', '.join(sorted(unknown))}")
+    event_time = parse_time(obj.get("event_time"))
+    if (event_time - now).total_seconds() > max_future_seconds:
+        raise InvalidEvent(f"event_time {event_time.isoformat()} is more than {max_future_seconds:.0f} s in the future")
+    if event_time.year < 1970:
+        raise InvalidEvent("event_time is before 1970")
+    values = obj.get("values", {})
+    dims = obj.get("dimensions", {})
+    if not isinstance(values, dict):
+        raise InvalidEvent("values must be an object of decimal strings")
+    if not isinstance(dims, dict) or any(not isinstance(v, str) for v in dims.values()):
+        raise InvalidEvent("dimensions must be an object of strings")
+    if len(dims) > MAX_DIMENSIONS:
+        raise InvalidEvent(f"more than {MAX_DIMENSIONS} dimensions")
+    for k, v in dims.items():
+        if len(k) > MAX_DIMENSION_LENGTH or len(v) > MAX_DIMENSION_LENGTH:
+            raise InvalidEvent(f"dimension {k} is longer than {MAX_DIMENSION_LENGTH} characters")
+    source = obj.get("source")
+    if source is not None and not isinstance(source, str):
+        raise InvalidEvent("source must be a string")
+    return {
+        "event_id": _text(obj, "event_id"),
+        "customer_id": _text(obj, "customer_id"),
+        "event_type": _text(obj, "event_type"),
+        "event_time": event_time,
+        "values": {str(k): parse_quantity(str(k), v, max_quantity) for k, v in values.items()},
+        "dimensions": dict(dims),
+        "source": source,
+    }
+
+
+def parse_line(line: str, **kw: Any) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InvalidEvent(f"not JSON: {e.msg} at column {e.colno}") from None
+    return validate(obj, **kw)

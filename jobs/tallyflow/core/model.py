@@ -1,0 +1,140 @@
+"""The billing catalog's model (docs/catalog.md): meters, plans and their charges, credits,
+subscriptions and grants, as immutable values. core/catalog.py loads and validates them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from tallyflow.errors import UserError
+
+MODELS = ("per_unit", "graduated", "volume", "package", "staircase")
+ZERO_DECIMAL_CURRENCIES = ("JPY", "KRW")
+
+
+class CatalogError(UserError):
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        # The first line stands alone (scripts read one line); further problems follow, one a line.
+        more = f"\n  and {len(problems) - 1} more:\n  " + "\n  ".join(problems[1:]) if len(problems) > 1 else ""
+        super().__init__(f"{source}: catalog rejected: {problems[0]}{more}")
+
+
+def minor_units(currency: str) -> int:
+    return 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+
+
+@dataclass(frozen=True)
+class Meter:
+    id: str
+    event_type: str
+    aggregation: str
+    value: str | None = None
+    group_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tier:
+    up_to: Decimal | None
+    unit_price: Decimal = Decimal(0)
+    flat_fee: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Step:
+    up_to: Decimal | None
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class Charge:
+    meter: str
+    model: str
+    filter: tuple[tuple[str, str], ...] = ()
+    included_units: Decimal = Decimal(0)
+    unit_price: Decimal | None = None
+    tiers: tuple[Tier, ...] = ()
+    package_size: Decimal | None = None
+    package_price: Decimal | None = None
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def filter_text(self) -> str:
+        """The filter as invoices and rated records write it: `k=v,k2=v2` (keys sorted)."""
+        return ",".join(f"{k}={v}" for k, v in self.filter)
+
+    @property
+    def label(self) -> str:
+        return self.meter + "{" + self.filter_text + "}" if self.filter else self.meter
+
+
+@dataclass(frozen=True)
+class Credits:
+    rates: tuple[tuple[str, Decimal], ...]
+    credit_price: Decimal
+    on_exhausted: str = "overage"
+    overage_multiplier: Decimal = Decimal(1)
+    alert_thresholds: tuple[Decimal, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    version: int
+    effective_from: datetime
+    currency: str
+    apply: str = "next_period"
+    billing_period: str = "month"
+    base_fee: Decimal = Decimal(0)
+    minimum_commitment: Decimal | None = None
+    charges: tuple[Charge, ...] = ()
+    credits: Credits | None = None
+
+    @property
+    def label(self) -> str:
+        return f"plan {self.id} v{self.version}"
+
+    @property
+    def minor_units(self) -> int:
+        return minor_units(self.currency)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    customer: str
+    plan: str
+    start: datetime
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    customer: str
+    grant_id: str
+    credits: Decimal
+    priority: int
+    effective_at: datetime
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    meters: tuple[Meter, ...]
+    plans: tuple[Plan, ...]
+    subscriptions: tuple[Subscription, ...] = ()
+    grants: tuple[Grant, ...] = ()
+    digest: str = ""
+    meters_by_id: dict[str, Meter] = field(default_factory=dict, compare=False, repr=False)
+    document: str = field(default="", compare=False, repr=False)  # the canonical JSON the digest is of
+
+    def meter(self, meter_id: str) -> Meter:
+        return self.meters_by_id[meter_id]
+
+    def plan_versions(self, plan_id: str) -> list[Plan]:
+        return sorted((p for p in self.plans if p.id == plan_id), key=lambda p: p.version)
+
+    @property
+    def customers(self) -> list[str]:
+        return sorted({s.customer for s in self.subscriptions})

@@ -1,0 +1,122 @@
+"""Rated records from the stream: what each closed window adds to its customer's period.
+
+Runs as a keyed Python function on the window stream (one row per customer, meter, group and
+window, so Python's per-row cost is paid per window, not per event). The position is the
+period-to-date quantity of the charge within its segment (tiers restart at a version switch);
+a record's amount is price(position after) - price(position before), using pricing.py, so the
+amounts of a segment add up to the charge's amount for the metered usage. The first record of a
+segment is priced from nothing, so a first-tier flat fee or a staircase's first step is in it.
+
+Exact for per_unit, graduated and package; volume and staircase are marked provisional (a
+later window can move the whole quantity to another tier). max meters use the running maximum.
+unique_count, latest and percentile charges are priced at invoice time only (windows do not
+carry what they need).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from tallyflow.core import aggregations, plans, pricing
+from tallyflow.core.catalog import Catalog, Charge, Plan, Subscription
+from tallyflow.core.periods import iso_utc, month_bounds, period_of, plain
+
+RATED_MODELS_PROVISIONAL = ("volume", "staircase")
+
+
+class RatedRecord(NamedTuple):
+    """What one window adds to its customer's period for one charge (the rated topic's record)."""
+
+    customer_id: str
+    period: str
+    plan_id: str
+    version: int
+    segment_start: str
+    meter_id: str
+    filter_text: str
+    model: str
+    window_start: str
+    window_end: str
+    quantity: str
+    position: str  # the charge's period-to-date quantity after this window
+    amount: str  # price(position after) - price(position before)
+    provisional: bool
+    currency: str
+
+
+FIELDS = list(RatedRecord._fields)
+
+
+class Rater:
+    """Pure rating logic; the Flink operator (rate_windows) keeps `positions` in keyed state."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.subs: dict[str, list[Subscription]] = {}
+        for s in catalog.subscriptions:
+            self.subs.setdefault(s.customer, []).append(s)
+
+    def plan_at(self, customer: str, t: datetime) -> tuple[Plan, datetime] | None:
+        for sub in self.subs.get(customer, []):
+            if sub.start <= t < (sub.end or datetime.max.replace(tzinfo=UTC)):
+                start, end = month_bounds(period_of(t))
+                for seg in plans.segments(self.catalog.plan_versions(sub.plan), sub, start, end):
+                    if seg.start <= t < seg.end:
+                        return seg.plan, seg.start
+        return None
+
+    def rate(
+        self,
+        positions: dict[str, str],
+        customer: str,
+        meter_id: str,
+        group_key: str,
+        window_start: datetime,
+        window_end: datetime,
+        quantity: Decimal,
+        max_quantity: Decimal,
+    ) -> list[RatedRecord]:
+        """Rated records for one window; updates `positions` (charge key -> period-to-date)."""
+        meter = self.catalog.meters_by_id.get(meter_id)
+        found = self.plan_at(customer, window_start)
+        if meter is None or not aggregations.of(meter).rated_from_windows or found is None:
+            return []
+        plan, segment_start = found
+        group = json.loads(group_key)
+        out = []
+        for i, charge in enumerate(plan.charges):
+            if charge.meter != meter_id or any(group.get(k) != v for k, v in charge.filter):
+                continue
+            key = f"{plan.version}|{iso_utc(segment_start)}|{i}"
+            before = Decimal(positions[key]) if key in positions else None
+            base = before or Decimal(0)
+            after = max(base, max_quantity) if meter.aggregation == "max" else base + quantity
+            positions[key] = str(after)
+            amount = self._price(charge, after) - (self._price(charge, before) if before is not None else 0)
+            out.append(
+                RatedRecord(
+                    customer,
+                    period_of(window_start),
+                    plan.id,
+                    plan.version,
+                    iso_utc(segment_start),
+                    meter_id,
+                    charge.filter_text,
+                    charge.model,
+                    iso_utc(window_start),
+                    iso_utc(window_end),
+                    plain(quantity if meter.aggregation != "max" else max_quantity),
+                    plain(after),
+                    plain(amount),
+                    charge.model in RATED_MODELS_PROVISIONAL,
+                    plan.currency,
+                )
+            )
+        return out
+
+    @staticmethod
+    def _price(charge: Charge, position: Decimal) -> Decimal:
+        return pricing.price(charge, position).amount_exact

@@ -1,0 +1,210 @@
+"""ClickHouse through clickhouse-connect only: embedded chdb (chdb:///path) or a server (http(s)://).
+
+An embedded chdb store is locked by one process at a time, so the process that loads (`run`) is
+also the one that answers; other commands get a one-line error telling them to use a server for
+concurrent access.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from tallyflow.errors import UserError
+from tallyflow.settings import REPO_ROOT, Settings
+
+SQL_DIR = REPO_ROOT / "sql"
+_clients: dict[str, Client] = {}
+# Applied to every query: exact decimals and JSON input the way the job writes it.
+QUERY_SETTINGS = {"date_time_input_format": "best_effort"}
+
+
+def redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def connect(settings: Settings) -> Client:
+    # The driver logs each failed attempt; tallyflow reports the failure once, as one line.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
+    url = settings.clickhouse_url
+    if url in _clients:
+        return _clients[url]
+    try:
+        if url.startswith("chdb://"):
+            path = Path(url[len("chdb://") :])
+            path.mkdir(parents=True, exist_ok=True)
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        elif url.startswith(("http://", "https://")):
+            client = clickhouse_connect.get_client(dsn=url, connect_timeout=5, send_receive_timeout=300)
+        else:
+            raise UserError(f"TALLYFLOW_CLICKHOUSE_URL '{redacted(url)}' must start with chdb://, http:// or https://")
+    except UserError:
+        raise
+    except Exception as e:  # the driver raises many types; all mean "not reachable"
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Cannot lock file" in msg:
+            raise UserError(
+                f"the chdb store {url} is in use by another process (a running `tallyflow run`?); "
+                "embedded ClickHouse serves one process: use a ClickHouse server for concurrent "
+                "access"
+            ) from None
+        raise UserError(f"ClickHouse at {redacted(url)} does not answer: {msg}") from None
+    _clients[url] = client
+    return client
+
+
+def ready(settings: Settings) -> Client:
+    """A client whose database has every table of sql/ddl/ (created or upgraded as needed)."""
+    client = connect(settings)
+    migrate(client)
+    return client
+
+
+def probe(settings: Settings) -> dict:
+    try:
+        version = connect(settings).server_version
+        return {"answers": True, "version": version}
+    except UserError as e:
+        return {"answers": False, "error": str(e)}
+
+
+@cache
+def sql_text(name: str) -> str:
+    """The text of sql/<name>.sql."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def migrate(client: Client) -> list[str]:
+    """Runs every sql/ddl/*.sql in order (each idempotent: CREATE ... IF NOT EXISTS). A table whose
+    partition or sorting key changed since it was created is rebuilt under the new keys first."""
+    live = {
+        r[0]: (r[1], r[2])
+        for r in client.query(
+            "SELECT name, partition_key, sorting_key FROM system.tables WHERE database = currentDatabase()"
+        ).result_rows
+    }
+    done = []
+    for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
+        statement = _strip_comments(path.read_text())
+        table = _keys_changed(statement, live)
+        if table:
+            _rebuild(client, table, statement)
+        else:
+            client.command(statement)
+        done.append(path.stem)
+    return done
+
+
+_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\(")
+_PARTITION = re.compile(r"^PARTITION BY (.+)$", re.M)
+_ORDER = re.compile(r"^ORDER BY \(?(.+?)\)?$", re.M)
+
+
+def _keys_changed(statement: str, live: dict[str, tuple[str, str]]) -> str | None:
+    """The table this CREATE makes, if it exists with other partition or sorting keys."""
+    created = _CREATE.match(statement)
+    if not created or created.group(1) not in live:
+        return None
+    partition = _PARTITION.search(statement)
+    order = _ORDER.search(statement)
+    want = (partition.group(1) if partition else "", order.group(1) if order else "")
+    norm = lambda keys: tuple(re.sub(r"\s+", "", k) for k in keys)  # noqa: E731
+    return created.group(1) if norm(want) != norm(live[created.group(1)]) else None
+
+
+def _rebuild(client: Client, table: str, statement: str) -> None:
+    """Moves a table's rows into a new table made by `statement` (ReplacingMergeTree collapses
+    only inside one partition: a changed partition key needs the rows rewritten). Safe to repeat:
+    the keyed tables collapse rows copied twice."""
+    old = f"{table}__rebuild"
+    client.command(f"RENAME TABLE {table} TO {old}")
+    client.command(statement)
+    columns = [
+        r[0]
+        for r in client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
+            "AND name IN (SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {o:String}) "
+            "ORDER BY position",
+            parameters={"t": table, "o": old},
+        ).result_rows
+    ]
+    names = ", ".join(f"`{c}`" for c in columns)
+    client.command(f"INSERT INTO {table} ({names}) SELECT {names} FROM {old}")
+    client.command(f"DROP TABLE {old}")
+
+
+def _with_tables(client: Client, sql: str, tables: dict[str, list[tuple]]) -> str:
+    body = _strip_comments(sql)
+    if not body.startswith("WITH"):
+        raise ValueError("only a query that starts with WITH can take stand-in tables")
+    clauses = []
+    for table, rows in tables.items():
+        columns = client.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String} ORDER BY position",
+            parameters={"t": table},
+        ).result_rows
+        structure = ", ".join(f"`{n}` {t}" for n, t in columns)
+        data = "\n".join(
+            json.dumps(dict(zip((n for n, _ in columns), row, strict=False)), default=_json_value) for row in rows
+        )
+        clauses.append(f"{table} AS (SELECT * FROM format(JSONEachRow, {_literal(structure)}, {_literal(data)}))")
+    return "WITH\n    " + ",\n    ".join(clauses) + "," + body[len("WITH") :]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    raise TypeError(type(v).__name__)
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"^\s*--.*$", "", sql, flags=re.M).strip().rstrip(";")
+
+
+def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
+    """An ad-hoc read query (the `tallyflow sql` command); ClickHouse errors become one line."""
+    try:
+        result = client.query(sql, settings={**QUERY_SETTINGS, "readonly": 2})
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"query failed: {first}") from None
+    return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+
+def query(
+    client: Client, name: str, parameters: dict[str, Any] | None = None, tables: dict[str, list[tuple]] | None = None
+) -> list[dict[str, Any]]:
+    """Runs sql/<name>.sql with server-side parameters; returns rows as dicts. `tables` stands in
+    for stored tables (name -> rows in the table's column order) for this query only: each becomes
+    a WITH clause of the same name, which ClickHouse resolves before the table, so nothing stored
+    is read for it or written (shadow pricing with a candidate catalog)."""
+    sql = sql_text(name)
+    if tables:
+        sql = _with_tables(client, sql, tables)
+    try:
+        result = client.query(sql, parameters=parameters or {}, settings=QUERY_SETTINGS)
+    except Exception as e:  # clickhouse-connect wraps server and chdb errors alike
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"sql/{name}.sql failed: {first}") from None
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

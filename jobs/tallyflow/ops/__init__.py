@@ -1,0 +1,2 @@
+"""Running the pipeline: `tallyflow run` (the job and the loader in one process), the local
+Kafka broker (`tallyflow stack`)."""

@@ -1,0 +1,331 @@
+"""`tallyflow run`: validate and apply the catalog, run the job on a MiniCluster, land its output.
+
+The job runs in PyFlink's local MiniCluster (a JVM child of this process); this process runs the
+loader next to it, so in embedded mode the chdb store has exactly one owner.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tallyflow.billing import balance, invoice
+from tallyflow.core import catalog as catalog_mod
+from tallyflow.errors import UserError
+from tallyflow.land import catalog_store, clickhouse
+from tallyflow.land.loader import Loader
+from tallyflow.settings import Settings
+from tallyflow.stream import checkpoints, environment, graph, tables
+from tallyflow.wire import topics
+
+
+@dataclass
+class RunResult:
+    status: str
+    seconds: float
+    loaded: dict
+    job_seconds: float = 0.0  # from submitting the job to the last result landed
+    running_seconds: float = 0.0  # from the job reaching RUNNING (sources about to read) to the last result
+    resumed_from: str | None = None  # the checkpoint or savepoint this run continued
+    reading_seconds: float | None = None  # from the first event read (jobs/jvm FirstEvent) to the last result
+    finalized: dict[str, int] = field(default_factory=dict)  # period -> invoices the settlement window finalized
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "job_seconds": round(self.job_seconds, 3),
+            "running_seconds": round(self.running_seconds, 3),
+            "reading_seconds": None if self.reading_seconds is None else round(self.reading_seconds, 3),
+            "resumed_from": self.resumed_from,
+            "loaded": self.loaded,
+            "finalized": self.finalized,
+        }
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc)
+    causes = [line.strip() for line in text.splitlines() if "Caused by:" in line]
+    cause = (causes[-1] if causes else text.strip().splitlines()[0] if text.strip() else type(exc).__name__)[:500]
+    if "Cannot map checkpoint/savepoint state" in text:  # the job's operators changed since the snapshot
+        cause += " (the job's plan changed since its state was saved; `tallyflow run --fresh` starts without it)"
+    return cause
+
+
+def prepare(settings: Settings, catalog_path: str | Path):
+    """Everything that can fail fast, before any JVM starts: catalog, ClickHouse, Kafka."""
+    cat = catalog_mod.load(catalog_path)
+    client = clickhouse.ready(settings)
+    if not topics.broker_answers(settings, timeout=5.0):
+        raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
+    topics.ensure_topics(settings)
+    catalog_store.apply(client, cat, str(catalog_path))
+    return cat, client
+
+
+def run(
+    settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progress=None, fresh: bool = False
+) -> RunResult:
+    cat, client = prepare(settings, catalog_path)
+    # Every run continues the pipeline's newest checkpoint or savepoint (dedup state, windows,
+    # rated positions, credit balances, offsets), whether the last run ended, crashed or was killed.
+    restore = None if fresh else checkpoints.latest(settings)
+    # A bounded run reads what the inputs hold as it starts. Its sources stay unbounded: the runner
+    # ends it with a draining savepoint once the job has committed those ends, so the next run
+    # restores its state (a job that finishes on its own leaves nothing to restore).
+    bounds = topics.input_ends(settings) if bounded else None
+    started = time.monotonic()
+    loader = Loader(settings, client)
+    # Land what earlier runs committed first (a killed run's last checkpoint, say): customers the
+    # restored state does not know (every one, in a first or fresh run) continue their credit
+    # balances and entry numbers from the ledger, which must be complete for that.
+    loader.drain()
+    seeds = balance.seeds_for_start(settings, client, cat) if graph.credit_meters(cat) else None
+    t_env = environment.create_environment()
+    try:
+        statements = graph.kafka_job(
+            t_env,
+            settings,
+            cat,
+            environment.JobOptions(credit_seeds=seeds, resume_from=restore.resolve().as_uri() if restore else None),
+        )
+    except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
+        loader.close()
+        raise UserError(f"the job could not be built: {_root_cause(e)}") from None
+    stop = {"requested": False}
+
+    def _stop(*_: object) -> None:
+        stop["requested"] = True
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        submitted = time.monotonic()
+        try:
+            job_client = statements.execute().get_job_client()
+        except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
+            raise UserError(f"the job could not start: {_root_cause(e)}") from None
+        running = wait_running(job_client)
+        settler = _Settler(settings, loader)
+        status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds, settler)
+        if savepoint is not None:
+            checkpoints.prune(settings, savepoint)
+        now = time.monotonic()
+        reading = time.time() - first_ms / 1000 if first_ms else None
+        return RunResult(
+            status,
+            now - started,
+            loader.stats.as_dict(),
+            now - submitted,
+            now - running,
+            str(restore) if restore else None,
+            reading,
+            settler.finalized,
+        )
+    except KeyboardInterrupt:
+        stop["requested"] = True
+        return RunResult("CANCELED", time.monotonic() - started, loader.stats.as_dict())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        loader.close()
+
+
+def load_forever(settings: Settings, catalog_path: str | Path | None, on_progress=None) -> dict:
+    """`tallyflow load`: land a job's output that runs elsewhere (a Flink cluster) until stopped."""
+    client = clickhouse.ready(settings)
+    if catalog_path is not None:
+        catalog_store.apply(client, catalog_mod.load(catalog_path), str(catalog_path))
+    loader = Loader(settings, client)
+    stop = {"requested": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    last_report = 0.0
+    try:
+        while not stop["requested"]:
+            loader.poll(timeout=0.5)
+            if on_progress and time.monotonic() - last_report >= 5.0:
+                last_report = time.monotonic()
+                on_progress("LOADING", loader.stats)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        loader.close()
+    return loader.stats.as_dict()
+
+
+def wait_running(job_client, deadline_s: float = 120.0) -> float:
+    """When the job reached RUNNING: planning and submission are over, tasks are deploying and
+    the sources are about to read (the start of a throughput measurement; see bench.py). Raises
+    UserError when it is still being created or initialized at the deadline."""
+    started = time.monotonic()
+    status = "unknown"
+    while time.monotonic() - started < deadline_s:
+        try:
+            status = str(job_client.get_job_status().result())
+        except Exception:  # a finished local job may no longer answer; it certainly ran
+            return time.monotonic()
+        if status != "JobStatus.CREATED" and status != "JobStatus.INITIALIZING":
+            return time.monotonic()
+        time.sleep(0.02)  # a status poll while the job deploys, bounded by the deadline
+    raise UserError(
+        f"the job did not reach RUNNING within {deadline_s:g} s (still {status.split('.')[-1]}): "
+        "its tasks were not deployed; check the TaskManager's free slots and memory"
+    )
+
+
+class _EndWatch:
+    """Whether a bounded run's job has read its inputs to the ends recorded at its start: its
+    consumer group's offsets, committed by the checkpoints, reach them."""
+
+    def __init__(self, settings: Settings, bounds: dict[str, int]):
+        self.settings, self.bounds = settings, bounds
+        self.moved: dict[str, tuple[int, float]] = {}  # partition -> (committed offset, since when)
+
+    def reached(self) -> bool:
+        done = topics.group_positions(self.settings, f"{self.settings.topic_prefix}{tables.JOB_GROUP}")
+        now = time.monotonic()
+        behind = {}
+        for tp, end in self.bounds.items():
+            at = done.get(tp, 0)
+            if at < end:
+                if self.moved.get(tp, (None,))[0] != at:
+                    self.moved[tp] = (at, now)
+                behind[tp] = (at, end)
+        if not behind:
+            return True
+        # The source commits the offset after the last record it read: short of the end when the
+        # end is a transaction marker (a transactional producer). Once the committed offsets stood
+        # still for two checkpoints, ask whether a read_committed reader would find anything left.
+        settle = 2 * self.settings.checkpoint_interval.total_seconds() + 1
+        if any(now - self.moved[tp][1] < settle for tp in behind):
+            return False
+        if topics.visible_records_between(self.settings, behind):
+            self.moved.update({tp: (at, now) for tp, (at, _) in behind.items()})  # ask again later
+            return False
+        return True
+
+
+class _Settler:
+    """Finalizes the periods whose settlement window has passed, from the running pipeline
+    (TALLYFLOW_SETTLEMENT_WINDOW): once a period is due, the input as of that moment is read to
+    its ends by the job (its group committed them: a checkpoint covers them), and everything the
+    job committed up to then has landed, so the invoices hold every event that arrived in time.
+    Events that arrive later are corrections on the next invoice."""
+
+    INTERVAL_S = 5.0
+
+    def __init__(self, settings: Settings, loader: Loader):
+        self.settings, self.loader = settings, loader
+        self.finalized: dict[str, int] = {}
+        self._next = 0.0
+        self._due_at: datetime | None = None  # when the periods being settled fell due
+        self._inputs: dict[str, int] | None = None  # the input ends as of then
+        self._outputs: dict[tuple[str, int], int] | None = None  # the output ends once those were read
+
+    def tick(self, now: float) -> None:
+        if now < self._next:
+            return
+        self._next = now + self.INTERVAL_S
+        group = f"{self.settings.topic_prefix}{tables.JOB_GROUP}"
+        if self._inputs is None:
+            wall = datetime.now(UTC)
+            if invoice.due_periods(self.loader.client, self.settings.settlement_window, wall):
+                self._due_at, self._inputs = wall, topics.input_ends(self.settings)
+        elif self._outputs is None:
+            if not topics.behind(self.settings, self._inputs, group):
+                self._outputs = self.loader.end_offsets()
+        elif self.loader.drained(self._outputs):
+            self.settle(self._due_at)
+            self._inputs = self._outputs = None
+
+    def settle(self, due_as_of: datetime | None = None) -> None:
+        """Finalizes the periods due as of `due_as_of` (default now): everything read has landed."""
+        done = invoice.finalize_due(self.loader.client, self.settings.settlement_window, due_as_of=due_as_of)
+        for period, n in done.items():
+            self.finalized[period] = self.finalized.get(period, 0) + n
+
+
+def _drain(job_client, directory: str) -> Path:
+    """Stop with a savepoint, advancing to the end of event time (what a bounded input's end does:
+    every window fires); the savepoint is where the next run continues. Through the Java client:
+    PyFlink's wrapper lacks Flink 2's savepoint-format argument."""
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    # Native: RocksDB's own files, copied; a canonical savepoint rewrites every state entry (the dedup
+    # state holds one per event within the horizon), which costs seconds per million entries.
+    fmt = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.NATIVE
+    attempts = 240
+    for attempt in range(attempts):
+        future = job_client._j_job_client.stopWithSavepoint(True, directory, fmt)
+        try:
+            return Path(urlparse(str(future.get(300, gateway.jvm.java.util.concurrent.TimeUnit.SECONDS))).path)
+        except Exception as e:  # py4j wraps the Java failure
+            cause, text = _root_cause(e), str(e)
+            # Right after a restore the tasks may still be deploying: the savepoint is refused.
+            if "Not all required tasks are currently running" not in text or attempt == attempts - 1:
+                raise UserError(f"the bounded job could not be stopped at the input's ends: {cause}") from None
+        time.sleep(0.25)  # backoff between attempts (a minute in all), bounded by the attempt count
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def first_event_ms(execution_result) -> int | None:
+    """When the job read its first event (epoch ms), from the accumulator jobs/jvm FirstEvent keeps."""
+    value = execution_result.get_accumulator_result("tallyflow.first-event-ms")
+    # LongMinimum starts at Long.MAX_VALUE: a job that read nothing has no first event.
+    return int(value) if value is not None and int(value) < 2**62 else None
+
+
+def _supervise(
+    job_client,
+    loader: Loader,
+    stop: dict,
+    on_progress,
+    bounds: dict[str, int] | None = None,
+    settler: _Settler | None = None,
+) -> tuple[str, int | None, Path | None]:
+    """Lands the job's output while it runs; with `bounds`, ends it with a draining savepoint once
+    its group has committed every input end (a checkpoint covers them). Returns the job's end
+    status, when it read its first event, and the savepoint it ended with."""
+    # The local MiniCluster shuts down with the job, so the job's end is read from its
+    # execution-result future, never by asking for a status afterwards.
+    result = job_client.get_job_execution_result()
+    watch = _EndWatch(loader.settings, bounds) if bounds is not None else None
+    status = "RUNNING"
+    first = savepoint = None
+    canceled = False
+    last_report = last_check = 0.0
+    while status == "RUNNING":
+        loader.poll(timeout=0.2)
+        now = time.monotonic()
+        if on_progress and now - last_report >= 1.0:
+            last_report = now
+            on_progress(status, loader.stats)
+        if stop["requested"] and not canceled:
+            canceled = True
+            job_client.cancel()
+        # Each check is a py4j round trip; asked on every busy poll it cost seconds of CPU per run.
+        if now - last_check < 0.5:
+            continue
+        last_check = now
+        if settler is not None and not canceled:
+            settler.tick(now)
+        if watch is not None and not canceled and watch.reached():
+            watch = None
+            savepoint = _drain(job_client, checkpoints.savepoints(loader.settings).resolve().as_uri())
+        if result.done():
+            try:
+                first = first_event_ms(result.result())
+                status = "FINISHED"
+            except Exception as e:  # py4j wraps the Java failure
+                if not canceled:
+                    raise UserError(f"the job failed: {_root_cause(e)}") from None
+                status = "CANCELED"
+    # The final checkpoint committed the sinks' transactions: land everything up to the end.
+    loader.drain()
+    if settler is not None and status == "FINISHED":
+        settler.settle()  # the job read its inputs to their ends and all of it landed
+    return status, first, savepoint

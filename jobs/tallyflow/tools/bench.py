@@ -1,0 +1,139 @@
+"""`tallyflow bench`: end-to-end throughput against a read-and-discard baseline, in one run.
+
+Both are measured the same way, from the job's first event read (wall clock, noted by a
+pass-through chained to the source: jobs/jvm FirstEvent) to its end: for the baseline, a job
+that reads the events topic and discards every record; for the pipeline, the metering job until
+ClickHouse holds every result (the loader drained). Next to it: the time from the job reaching
+RUNNING (adds task deployment and code generation) and the time with planning and submission.
+Fresh topics and a throwaway chdb store keep the bench away from real data, and both are removed
+afterwards; the broker is the configured one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from tallyflow.errors import UserError
+from tallyflow.ingest import producer
+from tallyflow.ops import runner
+from tallyflow.settings import REPO_ROOT, Settings
+from tallyflow.stream import checkpoints, environment
+from tallyflow.tools import generator
+from tallyflow.wire import topics
+
+DEMO_CATALOG = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
+
+
+def _baseline(settings: Settings) -> tuple[float, float, float | None]:
+    """The read-and-discard job: (seconds from RUNNING, with startup, from its first event read)."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import Table
+
+    t_env = environment.create_environment()
+    environment.configure(t_env, settings, environment.JobOptions(bounded=True, name="tallyflow-bench-baseline"))
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE bench_source (v BYTES) WITH (
+        'connector' = 'kafka', 'topic' = '{settings.topic(topics.EVENTS)}',
+        'properties.bootstrap.servers' = '{settings.bootstrap}',
+        'properties.group.id' = '{settings.topic_prefix}baseline',
+        'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+        'value.format' = 'raw')""")
+    t_env.execute_sql("CREATE TEMPORARY TABLE bench_discard (v BYTES) WITH ('connector' = 'blackhole')")
+    # The same first-event clock as the pipeline's (a pass-through chained to the source).
+    marked = Table(
+        get_gateway().jvm.io.tallyflow.metrics.FirstEvent.mark(t_env._j_tenv, t_env.from_path("bench_source")._j_table),
+        t_env,
+    )
+    started = time.monotonic()
+    job_client = marked.execute_insert("bench_discard").get_job_client()
+    outcome = job_client.get_job_execution_result()
+    running = runner.wait_running(job_client)
+    first = runner.first_event_ms(outcome.result())
+    now = time.monotonic()
+    return now - running, now - started, (time.time() - first / 1000) if first else None
+
+
+def _java_version() -> str:
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=10).stderr
+        return out.splitlines()[0] if out else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def run(settings: Settings, events: int, customers: int, span: timedelta) -> dict:
+    if events < 1000:
+        raise UserError("--events must be at least 1000 for a meaningful figure")
+    store = Path(tempfile.mkdtemp(prefix="tallyflow-bench-", dir=settings.home if settings.home.exists() else None))
+    bench = replace(
+        settings, topic_prefix=f"{settings.topic_prefix}bench{int(time.time())}.", clickhouse_url=f"chdb://{store}"
+    )
+    try:
+        topics.ensure_topics(bench)
+        started = time.monotonic()
+        report = producer.produce_records(
+            bench, generator.generate(events, customers=customers, period="2026-10", span=span, seed=int(time.time()))
+        )
+        publish_seconds = time.monotonic() - started
+        if report.sent != events:
+            raise UserError(f"publishing failed: {report.sent} of {events} events sent")
+        base_running, base_total, baseline = _baseline(bench)
+        result = runner.run(bench, DEMO_CATALOG, bounded=True)
+        if result.loaded["rows"].get("events", 0) != events:
+            raise UserError(f"the pipeline landed {result.loaded['rows'].get('events', 0)} of {events} events")
+        pipeline = result.reading_seconds
+        if baseline is None or pipeline is None:
+            raise UserError("a job ended without reading an event: no figure")
+        return {
+            "events": events,
+            "customers": customers,
+            "event_time_span_hours": round(span.total_seconds() / 3600, 2),
+            "parallelism": settings.parallelism,
+            "partitions": settings.partitions,
+            "publish": {"seconds": round(publish_seconds, 2), "events_per_second": round(events / publish_seconds)},
+            "baseline": {
+                "seconds": round(baseline, 2),
+                "events_per_second": round(events / baseline),
+                "from_running_seconds": round(base_running, 2),
+                "with_startup_seconds": round(base_total, 2),
+            },
+            "pipeline": {
+                "seconds": round(pipeline, 2),
+                "events_per_second": round(events / pipeline),
+                "from_running_seconds": round(result.running_seconds, 2),
+                "with_startup_seconds": round(result.job_seconds, 2),
+                "rows_landed": result.loaded["rows"],
+            },
+            "ratio": round(baseline / pipeline, 3),
+            "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "java": _java_version()},
+        }
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(checkpoints.root(bench), ignore_errors=True)
+        topics.delete_topics(bench)  # a bench writes gigabytes; repeated runs must not fill the broker
+
+
+def render(r: dict) -> str:
+    return "\n".join(
+        [
+            f"{r['events']} events, {r['customers']} customers, {r['event_time_span_hours']} h of event time, "
+            f"parallelism {r['parallelism']}, {r['partitions']} partitions, {r['machine']['cores']} cores",
+            f"  publish   {r['publish']['seconds']:>8} s  {r['publish']['events_per_second']:>9} events/s",
+            f"  baseline  {r['baseline']['seconds']:>8} s  {r['baseline']['events_per_second']:>9} events/s"
+            "  (read and discard)",
+            f"  pipeline  {r['pipeline']['seconds']:>8} s  {r['pipeline']['events_per_second']:>9} events/s"
+            "  (read to last result in ClickHouse)",
+            f"  ratio     {r['ratio']:>8}    of the baseline",
+            "  (from the first event read to the end; from job RUNNING: baseline "
+            f"{r['baseline']['from_running_seconds']} s, pipeline {r['pipeline']['from_running_seconds']} s; with "
+            f"planning and submission: {r['baseline']['with_startup_seconds']} s, "
+            f"{r['pipeline']['with_startup_seconds']} s)",
+        ]
+    )
