@@ -16,7 +16,7 @@ BENCH_RATE ?= 2000
 BENCH_SECONDS ?= 60
 DEMO_CUSTOMERS ?= 10
 
-.PHONY: setup demo test test-unit test-integration lint bench chaos clean stack-down
+.PHONY: setup demo test test-unit test-integration test-jvm lint bench chaos clean stack-down
 
 setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar
 
@@ -40,7 +40,7 @@ $(JARS)/.flink: deploy/jars/flink-job.pom.xml
 
 $(JARS)/flink/tallyflow-udf.jar: $(UDF_SOURCES)
 	mkdir -p $(JARS)/flink
-	$(MVN) -f jobs/jvm/pom.xml package
+	$(MVN) -f jobs/jvm/pom.xml package -DskipTests
 	cp jobs/jvm/target/tallyflow-udf.jar $@
 
 demo: setup
@@ -51,9 +51,12 @@ demo: setup
 	$(TALLYFLOW) run --catalog deploy/demo/catalog.yaml --bounded
 	$(TALLYFLOW) invoice --period $(PERIOD)
 
-test: setup
-	$(VENV)/bin/ruff check jobs tests
+test: setup lint test-jvm
 	$(PY) -m pytest -q tests
+
+# The JVM operators in Flink's test harnesses, and the shared vectors through the router and decoder.
+test-jvm: setup
+	$(MVN) -f jobs/jvm/pom.xml test
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -80,6 +83,8 @@ chaos: setup
 
 lint: setup
 	$(VENV)/bin/ruff check jobs tests
+	$(VENV)/bin/ruff format --check jobs tests
+	$(VENV)/bin/mypy
 
 stack-down:
 	-$(TALLYFLOW) stack down

@@ -1,34 +1,8 @@
-"""Typed settings: one object, read from environment variables.
+"""Typed settings: one object, read from environment variables (TALLYFLOW_*).
 
-| variable | default | meaning |
-| --- | --- | --- |
-| TALLYFLOW_HOME | ./.tallyflow | runtime data: broker logs and data, chdb store, checkpoints |
-| TALLYFLOW_KAFKA_BOOTSTRAP | (local stack) | use this Kafka cluster instead of the local broker |
-| TALLYFLOW_KAFKA_PORT | 19092 | port of the local broker (controller on port + 1) |
-| TALLYFLOW_CLICKHOUSE_URL | chdb://$TALLYFLOW_HOME/clickhouse | ClickHouse: chdb:///path or http(s)://host:8123 |
-| TALLYFLOW_SCHEMA_REGISTRY_URL | (none) | Confluent-compatible registry; else schemas/catalog.json ids |
-| TALLYFLOW_TOPIC_PREFIX | tallyflow. | prefix of every topic name |
-| TALLYFLOW_PARTITIONS | 4 | partitions of topics the stack creates |
-| TALLYFLOW_PARALLELISM | 1 | Flink parallelism |
-| TALLYFLOW_WINDOW | 1h | metering window size (a Flink interval: 30s, 5min, 1h, 1d) |
-| TALLYFLOW_OUT_OF_ORDERNESS | 5min | watermark delay (bounded out-of-orderness) |
-| TALLYFLOW_WATERMARK_EMIT | on-periodic | on-periodic (every 200 ms) or on-event (replays judge lateness alike) |
-| TALLYFLOW_IDLE_TIMEOUT | 30s | a partition silent this long stops holding back the watermark |
-| TALLYFLOW_ALLOWED_LATENESS | 1h | a late event whose window closed less than this ago adjusts it |
-| TALLYFLOW_DEDUP_HORIZON | 40d | (customer, event_id) pairs are remembered this long |
-| TALLYFLOW_CHECKPOINT_INTERVAL | 2s | checkpoint (and so Kafka commit) interval |
-| TALLYFLOW_MAX_FUTURE | 1d | events later than now + this are rejected |
-| TALLYFLOW_MAX_QUANTITY | 1000000000000 | larger event values are rejected |
-| TALLYFLOW_MAX_RECORD_BYTES | 65536 | larger Kafka records are rejected |
-| TALLYFLOW_REQUIRE_KNOWN_CUSTOMER | false | reject events of customers without a subscription |
-| TALLYFLOW_FLINK_CONF | (none) | extra Flink options, `key=value;key=value` (applied last) |
-| TALLYFLOW_JARS_DIR | <repo>/build/jars | where `make setup` put the Kafka broker and Flink job jars |
-| TALLYFLOW_CREDIT_FLUSH | 200ms | credit usage is drawn down in micro-batches this long (per customer) |
-| TALLYFLOW_LOADER_OUTAGE | 10min | how long the loader retries inserts ClickHouse refuses before it gives up |
-| TALLYFLOW_SETTLEMENT_WINDOW | 48h | late events are awaited this long after a period ends; then it is finalized |
-| TALLYFLOW_FAULT | (none) | tests only: `drawdown-after:N`, `loader-after-insert:N`, `clickhouse-down:S` |
-| TALLYFLOW_UNSAFE_AT_LEAST_ONCE | false | tests only (the chaos negative control): Kafka sinks without transactions |
-| TALLYFLOW_RESTART_ATTEMPTS | 3 | job restarts (from the last checkpoint) before `run` gives up |
+Every variable, its default and its meaning are listed in the README's Settings table;
+tests/unit/test_settings_doc.py holds that table to the variables and defaults this module reads,
+so the two cannot drift apart.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 -- tf_version_in_force: the plan version in force for usage at `at` in the billing period that
--- starts at `period_start` (shared/CATALOG.md, Versions). The SQL home of the rule whose Python
--- home is tallyflow.billing.version_in_force; tests/vectors/versions.json holds both to the
+-- starts at `period_start` (docs/catalog.md, Versions). The SQL home of the rule whose Python
+-- home is tallyflow.core.plans.version_in_force; tests/vectors/versions.json holds both to the
 -- same answers, versions starting mid-month included.
 --   The highest version effective at the period start (apply: next_period and immediately), or
 --   one with apply: immediately effective by `at`; a plan whose first version starts inside the

@@ -1,5 +1,5 @@
 -- rated_records: what each closed window added to its customer's period, priced by the job
--- (jobs/tallyflow/rating.py) from the period-to-date position; provisional for volume and
+-- (jobs/tallyflow/core/rating.py) from the period-to-date position; provisional for volume and
 -- staircase. Per customer, period and charge segment, the amounts add up to the charge's
 -- amount for the usage the windows metered (late events are priced at invoice time).
 -- Engine: ReplacingMergeTree whose key ends with the Kafka coordinates in the job's output

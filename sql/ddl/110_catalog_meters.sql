@@ -1,4 +1,4 @@
--- catalog_meters: the meters of each applied catalog (shared/CATALOG.md).
+-- catalog_meters: the meters of each applied catalog (docs/catalog.md).
 -- Engine: MergeTree, written once per new catalog digest; ORDER BY (catalog_digest, meter_id)
 -- is the lookup path; no partitioning (tiny).
 CREATE TABLE IF NOT EXISTS catalog_meters

@@ -3,7 +3,7 @@
 -- meters are exact and late events count in their own period.
 -- Parameters: period_start, period_end (the calendar month, UTC), customer ('' = all), digest
 -- (the catalog to price with; '' = the one applied last).
--- Pricing follows shared/CATALOG.md and matches jobs/tallyflow/pricing.py (tests/vectors/):
+-- Pricing follows docs/catalog.md and matches jobs/tallyflow/core/pricing.py (tests/vectors/):
 --   B = max(0, U - included_units); per_unit B*p; graduated sums tiers (first tier always
 --   reached); volume prices all of B at its tier; package ceil(B/size)*price; staircase the
 --   step price. Each line is rounded half-up to the currency's minor units; the minimum
@@ -203,7 +203,7 @@ WITH
                  ct.meter_id
     ),
     credit_lines AS (
-        -- One line per plan segment (shared/CATALOG.md, Credits): every uncovered credit of the
+        -- One line per plan segment (docs/catalog.md, Credits): every uncovered credit of the
         -- segment summed, priced at credit_price x overage_multiplier (overage) or 0 (pause), and
         -- rounded once, so the amount never depends on which meter's usage crossed zero first.
         -- quantity: credits consumed; billable: the uncovered ones. Breakdown per meter, sorted:

@@ -1,6 +1,6 @@
 -- unsettled_periods: the billing periods that hold usage (accepted events or credit ledger
 -- entries) and have a subscribed customer without a finalized invoice; the settlement window
--- decides which of them are due (jobs/tallyflow/invoice.py, finalize_due).
+-- decides which of them are due (jobs/tallyflow/billing/invoice.py, finalize_due).
 -- Reads the tables' month partitions (system.parts), not their rows, so it costs the same
 -- however many events a period holds.
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.

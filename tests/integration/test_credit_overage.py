@@ -1,5 +1,5 @@
 """The credit overage of a plan segment is one invoice line: every uncovered credit summed, then
-rounded once (shared/CATALOG.md, Credits), with the per-meter split in its breakdown. Run on the
+rounded once (docs/catalog.md, Credits), with the per-meter split in its breakdown. Run on the
 invoice SQL against ledger rows written as the job writes them."""
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def test_credits_end_to_end(tallyflow, tmp_path):
     )
     tallyflow("run", "--catalog", str(cat), "--bounded")
 
-    # The seed example of shared/CATALOG.md: 10000 - (5000 x 1 + 200 x 5) = 4000.
+    # The seed example of docs/catalog.md: 10000 - (5000 x 1 + 200 x 5) = 4000.
     seed = balance(tallyflow, "c_seed")
     assert by_grant(seed) == {"g-seed": ("active", "6000", "4000")}
     assert seed["total"]["remaining"] == "4000"

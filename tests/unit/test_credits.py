@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from tallyflow.core import catalog
-from tallyflow.core.drawdown import CustomerCredits, Drawdown, GrantRecord, validate_grant
+from tallyflow.core.credit_state import CustomerCredits, GrantRecord, validate_grant
+from tallyflow.core.drawdown import Drawdown
 from tallyflow.ingest import grants
 from tallyflow.wire import grants as wire_grants
 

@@ -1,4 +1,4 @@
-"""The worked examples of shared/CATALOG.md, priced by jobs/tallyflow/pricing.py."""
+"""The worked examples of docs/catalog.md, priced by jobs/tallyflow/core/pricing.py."""
 
 from decimal import Decimal as D
 

@@ -1,4 +1,4 @@
-"""`tallyflow quote` reproduces the worked examples of shared/CATALOG.md and the seed examples."""
+"""`tallyflow quote` reproduces the worked examples of docs/catalog.md and the seed examples."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.core.catalog import Catalog
-from tallyflow.core.drawdown import CustomerCredits, Drawdown
+from tallyflow.core.credit_state import CustomerCredits
+from tallyflow.core.drawdown import Drawdown
 from tallyflow.core.periods import iso_utc, plain
 from tallyflow.errors import UserError
 from tallyflow.land import clickhouse

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("produce", help="publish usage events (JSON lines, or synthetic)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--file", help="JSON event per line (shared/CATALOG.md form); - for stdin")
+    src.add_argument("--file", help="JSON event per line (docs/catalog.md form); - for stdin")
     src.add_argument("--generate", type=int, metavar="N", help="publish N synthetic events")
     p.add_argument("--customers", type=int, default=5, help="synthetic customers (default 5)")
     p.add_argument("--duplicate-rate", type=float, default=0.0, help="share of events sent twice")

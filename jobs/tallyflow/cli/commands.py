@@ -162,7 +162,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_grant(args: argparse.Namespace, settings: Settings) -> int:
     from decimal import InvalidOperation
 
-    from tallyflow.core.drawdown import GrantRecord
+    from tallyflow.core.credit_state import GrantRecord
     from tallyflow.ingest import grants
 
     try:

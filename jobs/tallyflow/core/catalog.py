@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from tallyflow.core import aggregations
+from tallyflow.core import catalog_accounts as accounts
 from tallyflow.core import catalog_fields as read
 from tallyflow.core.catalog_fields import Problems
 from tallyflow.core.model import (
@@ -323,88 +323,6 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
     return tuple(out)
 
 
-def _subscriptions(p: Problems, raw: Any, plan_ids: set[str]) -> tuple[Subscription, ...]:
-    out: list[Subscription] = []
-    for i, s in enumerate(read.items(p, "subscriptions", raw)):
-        s = read.mapping(p, f"subscriptions[{i}]", s)
-        where = f"subscription of {s.get('customer', f'#{i}')}"
-        read.keys(p, where, s, {"customer", "plan", "start", "end"}, {"customer", "plan", "start"})
-        plan = read.text(p, where, "plan", s.get("plan"))
-        if plan and plan not in plan_ids:
-            p.add(where, f"plan '{plan}' is not defined in plans")
-        start = read.time(p, where, "start", s.get("start"))
-        end = None if s.get("end") is None else read.time(p, where, "end", s.get("end"))
-        if end is not None and end <= start:
-            p.add(where, "end must be after start")
-        out.append(Subscription(read.text(p, where, "customer", s.get("customer")), plan, start, end))
-    far = datetime.max.replace(tzinfo=UTC)
-    for i, a in enumerate(out):
-        for b in out[i + 1 :]:
-            if a.customer == b.customer and a.start < (b.end or far) and b.start < (a.end or far):
-                p.add(f"subscription of {a.customer}", "subscriptions of one customer must not overlap")
-    return tuple(out)
-
-
-def _one_currency_per_customer(p: Problems, plans: tuple[Plan, ...], subs: tuple[Subscription, ...]) -> None:
-    """A customer is billed in one currency (as in Stripe and Lago): amounts in two currencies
-    would otherwise meet in one invoice total."""
-    currency_of = {pl.id: pl.currency for pl in plans}  # every version of a plan has one currency (checked)
-    seen: dict[str, tuple[str, str]] = {}  # customer -> (currency, plan)
-    for s in subs:
-        currency = currency_of.get(s.plan)
-        if currency is None:
-            continue
-        first = seen.setdefault(s.customer, (currency, s.plan))
-        if first[0] != currency:
-            p.add(
-                f"customer {s.customer}",
-                f"subscriptions bill in {first[0]} (plan {first[1]}) and {currency} "
-                f"(plan {s.plan}); a customer is billed in one currency",
-            )
-            seen[s.customer] = (currency, s.plan)
-
-
-def _grants(p: Problems, raw: Any) -> tuple[Grant, ...]:
-    out: list[Grant] = []
-    seen: set[tuple[str, str]] = set()
-    for i, g in enumerate(read.items(p, "grants", raw)):
-        g = read.mapping(p, f"grants[{i}]", g)
-        where = f"grant {g.get('grant_id', f'#{i}')} of {g.get('customer', '?')}"
-        read.keys(
-            p,
-            where,
-            g,
-            {"customer", "grant_id", "credits", "priority", "effective_at", "expires_at"},
-            {"customer", "grant_id", "credits", "effective_at"},
-        )
-        key = (str(g.get("customer")), str(g.get("grant_id")))
-        if key in seen:
-            p.add(where, "duplicate grant_id for this customer")
-        seen.add(key)
-        priority = g.get("priority", 0)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            p.add(where, "priority must be an integer")
-            priority = 0
-        effective = read.time(p, where, "effective_at", g.get("effective_at"))
-        expires = None if g.get("expires_at") is None else read.time(p, where, "expires_at", g.get("expires_at"))
-        if expires is not None and expires <= effective:
-            p.add(where, "expires_at must be after effective_at")
-        if effective.microsecond or (expires is not None and expires.microsecond):
-            # Usage is drawn down per event-time second (as Stripe's grants use Unix seconds).
-            p.add(where, "effective_at and expires_at must be whole seconds")
-        out.append(
-            Grant(
-                read.text(p, where, "customer", g.get("customer")),
-                read.text(p, where, "grant_id", g.get("grant_id")),
-                read.decimal(p, where, "credits", g.get("credits"), positive=True),
-                priority,
-                effective,
-                expires,
-            )
-        )
-    return tuple(out)
-
-
 def parse(doc: Any, source: str = "catalog") -> Catalog:
     p = Problems()
     doc = read.mapping(p, "", doc)
@@ -412,9 +330,9 @@ def parse(doc: Any, source: str = "catalog") -> Catalog:
     meters = _meters(p, doc.get("meters"))
     by_id = {m.id: m for m in meters}
     plans = _plans(p, doc.get("plans"), by_id)
-    subs = _subscriptions(p, doc.get("subscriptions"), {pl.id for pl in plans})
-    grants = _grants(p, doc.get("grants"))
-    _one_currency_per_customer(p, plans, subs)
+    subs = accounts.subscriptions(p, doc.get("subscriptions"), {pl.id for pl in plans})
+    grants = accounts.grants(p, doc.get("grants"))
+    accounts.one_currency_per_customer(p, plans, subs)
     if p.items:
         raise CatalogError(source, p.items)
     document = json.dumps(doc, sort_keys=True, default=str)

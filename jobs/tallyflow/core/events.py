@@ -1,4 +1,4 @@
-"""The JSON form of a usage event (shared/CATALOG.md): parse and validate before producing.
+"""The JSON form of a usage event (docs/catalog.md): parse and validate before producing.
 
 The job validates again on the JVM side (jobs/jvm DecodeUsageEvent) because producers other than
 this CLI exist; the limits come from one file (schemas/event_limits.json) and the verdicts are

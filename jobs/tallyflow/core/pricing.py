@@ -1,4 +1,4 @@
-"""The one Python implementation of the pricing rules in shared/CATALOG.md.
+"""The one Python implementation of the pricing rules in docs/catalog.md.
 
 Exact Decimal arithmetic; rounding happens only in `round_money`, once per invoice line. The
 invoice SQL (sql/invoice/) implements the same rules; tests/vectors/ checks both.

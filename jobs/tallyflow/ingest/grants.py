@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tallyflow.core.drawdown import GrantRecord, epoch_ms, validate_grant
+from tallyflow.core.credit_state import GrantRecord, epoch_ms, validate_grant
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 from tallyflow.wire import topics

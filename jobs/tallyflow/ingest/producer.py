@@ -121,7 +121,7 @@ def produce_file(settings: Settings, path: Path) -> ProduceReport:
 
 
 def produce_records(settings: Settings, records: Iterable[dict]) -> ProduceReport:
-    """Sends already-validated JSON events (dicts in CATALOG.md form), e.g. from the generator."""
+    """Sends already-validated JSON events (dicts in the docs/catalog.md form), e.g. from the generator."""
     with EventProducer(settings) as p:
         for record in validated_lines((json.dumps(r) for r in records), settings, p.report):
             p.send(record)

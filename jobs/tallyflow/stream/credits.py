@@ -7,7 +7,8 @@ import time
 from decimal import Decimal
 
 from tallyflow.core.catalog import Catalog
-from tallyflow.core.drawdown import FIELDS, INT_FIELDS, LONG_FIELDS, CustomerCredits, Drawdown
+from tallyflow.core.credit_state import CustomerCredits
+from tallyflow.core.drawdown import FIELDS, INT_FIELDS, LONG_FIELDS, Drawdown
 from tallyflow.wire.grants import decode_grant
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tallyflow.core.drawdown import GrantRecord, epoch_ms, validate_grant
+from tallyflow.core.credit_state import GrantRecord, epoch_ms, validate_grant
 from tallyflow.wire import avro
 
 SUBJECT = "credit-grant"
