@@ -18,20 +18,34 @@ pytestmark = pytest.mark.integration
 
 CATALOG = {
     "meters": [{"id": "calls", "event_type": "api_call", "aggregation": "count"}],
-    "plans": [{"id": "p", "version": 1, "effective_from": "2026-01-01T00:00:00Z", "currency": "USD",
-               "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "1"}]}],
+    "plans": [
+        {
+            "id": "p",
+            "version": 1,
+            "effective_from": "2026-01-01T00:00:00Z",
+            "currency": "USD",
+            "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "1"}],
+        }
+    ],
     "subscriptions": [{"customer": "c1", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
 }
 
 
 def _files(root: Path) -> list[dict]:
-    return [json.loads(line) for f in sorted(root.rglob("*")) if f.is_file() and not f.name.startswith(".")
-            for line in f.read_text().splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for f in sorted(root.rglob("*"))
+        if f.is_file() and not f.name.startswith(".")
+        for line in f.read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def test_the_builder_writes_to_the_sinks_it_is_given(tallyflow, tmp_path):
-    events = [{"event_id": f"e{i}", "customer_id": "c1", "event_type": "api_call",
-               "event_time": f"2026-10-05T10:{i:02d}:00Z"} for i in range(30)]
+    events = [
+        {"event_id": f"e{i}", "customer_id": "c1", "event_type": "api_call", "event_time": f"2026-10-05T10:{i:02d}:00Z"}
+        for i in range(30)
+    ]
     events.append(events[3])  # a resend
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
@@ -40,21 +54,33 @@ def test_the_builder_writes_to_the_sinks_it_is_given(tallyflow, tmp_path):
     from tallyflow.stream import environment, graph
     from tallyflow.stream.tables import SINK_COLUMNS, Sinks, kafka_sources
 
-    settings = replace(Settings.from_env(), topic_prefix=tallyflow.env["TALLYFLOW_TOPIC_PREFIX"],
-                       kafka_bootstrap=tallyflow.bootstrap, home=Path(tallyflow.env["TALLYFLOW_HOME"]))
+    settings = replace(
+        Settings.from_env(),
+        topic_prefix=tallyflow.env["TALLYFLOW_TOPIC_PREFIX"],
+        kafka_bootstrap=tallyflow.bootstrap,
+        home=Path(tallyflow.env["TALLYFLOW_HOME"]),
+    )
     cat = catalog.parse(yaml.safe_load(yaml.safe_dump(CATALOG)), "test")
     t_env = environment.create_environment()
-    options = environment.JobOptions(bounded=True, name="builder-test",
-                                     checkpoint_dir=(tmp_path / "checkpoints").as_uri())
+    options = environment.JobOptions(
+        bounded=True, name="builder-test", checkpoint_dir=(tmp_path / "checkpoints").as_uri()
+    )
     environment.configure(t_env, settings, options)
     sinks = Sinks(**{name: f"fs_{name}" for name in Sinks.__dataclass_fields__})
-    columns = {**SINK_COLUMNS, "accepted": "v BYTES", "late": "v BYTES", "duplicates": "v BYTES",
-               "dlq": "k BYTES, v BYTES, headers MAP<STRING, BYTES>"}
+    columns = {
+        **SINK_COLUMNS,
+        "accepted": "v BYTES",
+        "late": "v BYTES",
+        "duplicates": "v BYTES",
+        "dlq": "k BYTES, v BYTES, headers MAP<STRING, BYTES>",
+    }
     for name, cols in columns.items():
         # The documents the router writes arrive as bytes: the raw format writes them one a line.
         fmt = "'format' = 'raw'" if cols == "v BYTES" else "'format' = 'json'"
-        t_env.execute_sql(f"CREATE TEMPORARY TABLE {getattr(sinks, name)} ({cols}) WITH ("
-                          f"'connector' = 'filesystem', 'path' = '{(tmp_path / name).as_uri()}', {fmt})")
+        t_env.execute_sql(
+            f"CREATE TEMPORARY TABLE {getattr(sinks, name)} ({cols}) WITH ("
+            f"'connector' = 'filesystem', 'path' = '{(tmp_path / name).as_uri()}', {fmt})"
+        )
     graph.build(t_env, settings, cat, options, kafka_sources(t_env, settings, cat, options), sinks).execute().wait()
 
     accepted = _files(tmp_path / "accepted")
