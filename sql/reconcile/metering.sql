@@ -2,7 +2,9 @@
 -- and meter (of the catalog applied last), the events `events` holds are metered by lateness
 -- class and set against where the job put them: on_time -> usage_windows, adjust ->
 -- usage_adjustments, too_late -> late_events. Counts and quantities (SUM of what each event
--- contributes) must match. Parameters: period_start, period_end.
+-- contributes) must match. Parameters: period_start, period_end, per_event (aggregation -> what
+-- the job's router emits per event: one | one_if_dimension | value, from the registry in
+-- jobs/tallyflow/core/aggregations.py, so this query names no aggregation itself).
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
     {period_start:DateTime64(3, 'UTC')} AS ps,
@@ -15,7 +17,7 @@ WITH
         -- What each event contributes to its meter, as the job's windows count it.
         SELECT e.customer_id AS customer_id, m.meter_id AS meter_id, e.source AS source,
                count() AS n,
-               sum(if(m.aggregation IN ('count', 'unique_count'), toDecimal128(1, 12), e.`values`[m.value_key])) AS q
+               sum(if(rule = 'value', e.`values`[m.value_key], toDecimal128(1, 12))) AS q
         FROM (
             SELECT customer_id, event_type, `values`, dimensions, lateness AS source
             FROM events FINAL WHERE event_time >= ps AND event_time < pe
@@ -24,8 +26,8 @@ WITH
             FROM late_events FINAL WHERE event_time >= ps AND event_time < pe
         ) AS e
         INNER JOIN meters AS m ON m.event_type = e.event_type
-        WHERE multiIf(m.aggregation = 'count', 1,
-                      m.aggregation = 'unique_count', mapContains(e.dimensions, m.value_key),
+        WHERE multiIf(({per_event:Map(String, String)}[m.aggregation] AS rule) = 'one', 1,
+                      rule = 'one_if_dimension', mapContains(e.dimensions, m.value_key),
                       mapContains(e.`values`, m.value_key))
         GROUP BY customer_id, meter_id, source
     ),

@@ -29,6 +29,7 @@ from decimal import Decimal
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.billing import invoice
+from tallyflow.core import aggregations
 from tallyflow.core.periods import iso_utc, month_bounds, plain
 from tallyflow.land import clickhouse
 
@@ -69,10 +70,11 @@ def _dec(v) -> Decimal:
 def run(client: Client, period: str) -> dict:
     start, end = month_bounds(period)
     params = {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None)}
+    per_event = {name: a.per_event for name, a in aggregations.REGISTRY.items()}
     checks: list[Check] = []
     too_late: dict[tuple[str, str], int] = defaultdict(int)
     metered: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for r in clickhouse.query(client, "reconcile/metering", params):
+    for r in clickhouse.query(client, "reconcile/metering", {**params, "per_event": per_event}):
         key = (r["customer_id"], r["meter_id"])
         for what, left, right in (
             ("count", r["events_count"], r["output_count"]),
@@ -146,7 +148,8 @@ def _rating_checks(client: Client, period: str, metered: dict, too_late: dict) -
             r["rated_amount"]
         )
     for key, q in sorted(rated_quantity.items()):
-        if meters.get(key[1]) in ("count", "sum"):
+        agg = aggregations.REGISTRY.get(meters.get(key[1], ""))
+        if agg is not None and agg.additive:  # windows sum to the period only for additive meters
             out.append(
                 Check(
                     "metered_vs_rated",
@@ -165,7 +168,7 @@ def _rating_checks(client: Client, period: str, metered: dict, too_late: dict) -
             key = (inv.customer, line.meter)
             if (
                 line.type != "usage"
-                or meters.get(line.meter) not in ("count", "sum", "max")
+                or not _rated_from_windows(meters.get(line.meter, ""))
                 or too_late.get(key, 0)
                 or line.quantity == 0
             ):
@@ -183,6 +186,11 @@ def _rating_checks(client: Client, period: str, metered: dict, too_late: dict) -
                 )
             )
     return out
+
+
+def _rated_from_windows(aggregation: str) -> bool:
+    agg = aggregations.REGISTRY.get(aggregation)
+    return agg is not None and agg.rated_from_windows
 
 
 def _balance_checks(client: Client, period: str) -> list[Check]:

@@ -30,7 +30,7 @@ from decimal import Decimal
 from confluent_kafka import KafkaError
 
 from tallyflow import faults
-from tallyflow.core import catalog
+from tallyflow.core import aggregations, catalog
 from tallyflow.errors import UserError
 from tallyflow.ingest import producer
 from tallyflow.ops import stack
@@ -49,15 +49,8 @@ def expected(manifest: list[dict], cat: catalog.Catalog) -> dict[tuple[str, str]
         for m in cat.meters:
             if m.event_type != e["event_type"]:
                 continue
-            if m.aggregation == "count":
-                q = Decimal(1)
-            elif m.aggregation == "unique_count":
-                if m.value not in e.get("dimensions", {}):
-                    continue
-                q = Decimal(1)
-            elif m.value in e.get("values", {}):
-                q = Decimal(e["values"][m.value])
-            else:
+            q = aggregations.row_quantity(m, e)  # what the router emits for the event
+            if q is None:
                 continue
             acc = out[(e["customer_id"], m.id)]
             acc[0] += 1
