@@ -7,6 +7,7 @@ concurrent access.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -183,13 +184,50 @@ def _strip_comments(sql: str) -> str:
 
 
 def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
-    """An ad-hoc read query (the `tallyflow sql` command); ClickHouse errors become one line."""
+    """An analyst's query (the `tallyflow sql` command): one statement, run read-only, so it can
+    neither change the store nor reach files, URLs or other servers through table functions;
+    ClickHouse errors become one line. chdb runs every statement of a multi-statement text and a
+    per-query setting reaches only the last one, so the whole connection is made read-only first
+    (this process asks nothing else afterwards)."""
+    statement = one_statement(sql)
     try:
-        result = client.query(sql, settings={**QUERY_SETTINGS, "readonly": 2})
+        with contextlib.suppress(Exception):  # a server user may already be read-only: then it is
+            client.command("SET readonly = 1")
+        result = client.query(statement, settings={"readonly": 1})
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "readonly mode" in first or "READONLY" in first:
+            raise UserError(
+                "refused: `tallyflow sql` runs read-only queries only (no writes, DDL, settings or "
+                "file, url and remote table functions)"
+            ) from None
         raise UserError(f"query failed: {first}") from None
     return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+
+def one_statement(sql: str) -> str:
+    """The text's only statement (a trailing ';' allowed); a second statement is refused. Scans
+    past string literals, quoted identifiers and comments, where a ';' does not end a statement."""
+    i, n, end = 0, len(sql), None
+    while i < n:
+        c = sql[i]
+        if c in "'\"`":
+            i += 1
+            while i < n and sql[i] != c:
+                i += 2 if sql[i] == "\\" else 1
+        elif sql.startswith("--", i) or c == "#":
+            i = sql.find("\n", i) if sql.find("\n", i) >= 0 else n
+        elif sql.startswith("/*", i):
+            i = sql.find("*/", i + 2) + 1 if sql.find("*/", i + 2) >= 0 else n
+        elif c == ";" and end is None:
+            end = i
+        elif end is not None and not c.isspace():
+            raise UserError("refused: `tallyflow sql` takes one statement (found more after the first ';')")
+        i += 1
+    statement = sql[:end] if end is not None else sql
+    if not statement.strip():
+        raise UserError("refused: no statement given")
+    return statement
 
 
 def query(
