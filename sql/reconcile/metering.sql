@@ -2,9 +2,10 @@
 -- and meter (of the catalog applied last), the events `events` holds are metered by lateness
 -- class and set against where the job put them: on_time -> usage_windows, adjust ->
 -- usage_adjustments, too_late -> late_events. Counts and quantities (SUM of what each event
--- contributes) must match. Parameters: period_start, period_end, per_event (aggregation -> what
--- the job's router emits per event: one | one_if_dimension | value, from the registry in
--- jobs/tallyflow/core/aggregations.py, so this query names no aggregation itself).
+-- contributes) must match. Parameters: period_start, period_end, and aggregations / per_event:
+-- parallel arrays giving what the job's router emits per event of each aggregation (one |
+-- one_if_dimension | value), from the registry in jobs/tallyflow/core/aggregations.py, so this
+-- query names no aggregation itself.
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
     {period_start:DateTime64(3, 'UTC')} AS ps,
@@ -26,7 +27,8 @@ WITH
             FROM late_events FINAL WHERE event_time >= ps AND event_time < pe
         ) AS e
         INNER JOIN meters AS m ON m.event_type = e.event_type
-        WHERE multiIf(({per_event:Map(String, String)}[m.aggregation] AS rule) = 'one', 1,
+        WHERE multiIf((transform(m.aggregation, {aggregations:Array(String)}, {per_event:Array(String)}, '') AS rule)
+                          = 'one', 1,
                       rule = 'one_if_dimension', mapContains(e.dimensions, m.value_key),
                       mapContains(e.`values`, m.value_key))
         GROUP BY customer_id, meter_id, source

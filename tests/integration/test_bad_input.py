@@ -88,7 +88,7 @@ def test_rejects_reach_dead_letter_with_reason_and_bytes(tallyflow, tmp_path):
         "undecodable Avro body",
         "value q is negative",
         "in the future",
-        "event_id must have 1 to 256 characters",
+        "event_id must be a string of 1 to 256 characters",
         "more than 64 dimensions",
         "exceeds the limit of 65536",
         "empty record",

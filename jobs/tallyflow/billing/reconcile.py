@@ -70,11 +70,14 @@ def _dec(v) -> Decimal:
 def run(client: Client, period: str) -> dict:
     start, end = month_bounds(period)
     params = {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None)}
-    per_event = {name: a.per_event for name, a in aggregations.REGISTRY.items()}
+    rules = {
+        "aggregations": list(aggregations.REGISTRY),
+        "per_event": [a.per_event for a in aggregations.REGISTRY.values()],
+    }
     checks: list[Check] = []
     too_late: dict[tuple[str, str], int] = defaultdict(int)
     metered: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for r in clickhouse.query(client, "reconcile/metering", {**params, "per_event": per_event}):
+    for r in clickhouse.query(client, "reconcile/metering", {**params, **rules}):
         key = (r["customer_id"], r["meter_id"])
         for what, left, right in (
             ("count", r["events_count"], r["output_count"]),
