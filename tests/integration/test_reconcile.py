@@ -82,7 +82,7 @@ def _plant(tallyflow, statement: str) -> None:
     """Writes into the test's store the way a faulty loader would (the CLI's sql is read-only). In a
     child process: one process holds one embedded chdb store."""
     code = (
-        "import sys; from tallyflow import clickhouse; from tallyflow.settings import Settings; "
+        "import sys; from tallyflow.land import clickhouse; from tallyflow.settings import Settings; "
         "clickhouse.connect(Settings.from_env()).command(sys.argv[1])"
     )
     subprocess.run(
