@@ -227,15 +227,24 @@ class Loader:
         self.stats.rows[table] += len(batch)
         self.stats.batches += 1
 
-    def end_offsets(self) -> dict[tuple[str, int], int]:
+    def end_offsets(self, wait_seconds: float = 30.0) -> dict[tuple[str, int], int]:
         """The committed end (last stable offset) of every output partition, in one request on the
-        admin client's own connection (the consumer's connection is busy with long-poll fetches)."""
+        admin client's own connection (the consumer's connection is busy with long-poll fetches).
+        Retries while a partition has no leader yet (a topic created a moment ago, a broker that
+        just restarted) until the deadline."""
         request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in self._parts}
-        futures = self._admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)
-        try:
-            return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
-        except KafkaException as e:
-            raise UserError(f"loader cannot read the end offsets: {e.args[0].str()}") from None
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            futures = self._admin.list_offsets(
+                request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30
+            )
+            try:
+                return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+            except KafkaException as e:
+                err = e.args[0]
+                if not (err.retriable() or err.code() in _LEADERLESS) or time.monotonic() > deadline:
+                    raise UserError(f"loader cannot read the end offsets: {err.str()}") from None
+                time.sleep(0.5)  # backoff while the partition's leader is elected, bounded by the deadline
 
     def drain(self) -> None:
         """Lands everything committed to the output topics as of now."""
@@ -246,6 +255,10 @@ class Loader:
     def drained(self, ends: dict[tuple[str, int], int]) -> bool:
         """True when every partition has been read up to the given end offsets."""
         return all(self._positions.get(key, 0) >= end for key, end in ends.items())
+
+
+# What a partition without a leader yet answers (librdkafka does not flag all of them retriable).
+_LEADERLESS = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 def _where(m: Message) -> tuple[str, int]:
