@@ -370,7 +370,7 @@ def render_table(invoices: list[Invoice]) -> str:
                 label = f"{line['meter']}{'{' + line['filter'] + '}' if line['filter'] else ''} ({line['model']})"
             qty = line["quantity"] if line["type"] in ("usage", "correction") and line["meter"] else ""
             if line["type"] == "credits":
-                label = "prepaid credits (uncovered: overage)"
+                label = "prepaid credits"
                 qty = f"{line['quantity']} credits" + (
                     f" ({line['billable']} uncovered)" if line["billable"] != "0" else ""
                 )
