@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         # (a restored customer keeps its Flink state); never from full grants.
         seeds = None
         if graph.credit_meters(cat):
-            seeds = balance.seeds_for_start(settings, clickhouse.connect(settings), cat)
+            # ready(): a first start on a fresh ClickHouse finds the tables the seeds are read from.
+            seeds = balance.seeds_for_start(settings, clickhouse.ready(settings), cat)
     except UserError as e:
         print(f"metering_job: {e}", file=sys.stderr)
         return 1

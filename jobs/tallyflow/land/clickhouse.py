@@ -215,7 +215,7 @@ def one_statement(sql: str) -> str:
             i += 1
             while i < n and sql[i] != c:
                 i += 2 if sql[i] == "\\" else 1
-        elif sql.startswith("--", i) or c == "#":
+        elif sql.startswith(("--", "# ", "#!"), i):  # ClickHouse's line comments
             i = sql.find("\n", i) if sql.find("\n", i) >= 0 else n
         elif sql.startswith("/*", i):
             i = sql.find("*/", i + 2) + 1 if sql.find("*/", i + 2) >= 0 else n
