@@ -74,6 +74,19 @@ def _pairs(name: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _secret(name: str) -> str | None:
+    """NAME, or the first line of the file NAME_FILE names (for secrets mounted as files)."""
+    if os.environ.get(name):
+        return os.environ[name].strip()
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as e:
+        raise UserError(f"{name}_FILE: cannot read {path}: {e.strerror}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -102,6 +115,10 @@ class Settings:
     loader_outage: timedelta = timedelta(minutes=10)
     unsafe_at_least_once: bool = False
     flink_conf: tuple[tuple[str, str], ...] = ()
+    # The API's operator token: never printed (repr=False keeps it out of reprs and tracebacks).
+    admin_token: str | None = field(default=None, repr=False)
+    serve_cache: timedelta = timedelta(seconds=2)
+    flink_metrics_port: str = "9249-9259"
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
 
     @classmethod
@@ -140,6 +157,9 @@ class Settings:
             unsafe_at_least_once=_bool("TALLYFLOW_UNSAFE_AT_LEAST_ONCE", False),
             credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "200ms"), "TALLYFLOW_CREDIT_FLUSH"),
             flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),
+            admin_token=_secret("TALLYFLOW_ADMIN_TOKEN"),
+            serve_cache=parse_duration(_env("TALLYFLOW_SERVE_CACHE", "2s"), "TALLYFLOW_SERVE_CACHE"),
+            flink_metrics_port=_env("TALLYFLOW_FLINK_METRICS_PORT", "9249-9259"),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(

@@ -14,15 +14,17 @@ LAYERS = {
     "errors": 0,
     "settings": 0,
     "faults": 0,
+    "progress": 0,
     "core": 1,
     "wire": 2,
     "ingest": 3,
     "stream": 3,
     "land": 3,
     "billing": 4,
-    "ops": 5,
-    "tools": 6,
-    "cli": 7,
+    "serve": 5,
+    "ops": 6,
+    "tools": 7,
+    "cli": 8,
 }
 
 

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The `tallyflow` command line. Mistakes get one line on stderr and exit code 2; failures of
 the things it drives (a broker that does not answer, a bad catalog) exit 1; no tracebacks."""
 
@@ -24,6 +25,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tallyflow", description="Usage-based billing on Kafka, PyFlink and ClickHouse.")
+    parser.add_argument("--version", action="version", version=f"tallyflow {_version()}")
+    parser.add_argument(
+        "--format", dest="global_format", choices=["table", "json"], help="output format of any subcommand"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("stack", help="start, stop or inspect the local Kafka broker (KRaft)")
@@ -56,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         "committed offsets; by default a run continues the newest checkpoint or savepoint",
     )
     p.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    p.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="also serve the API, dashboard and /metrics from this process (e.g. 127.0.0.1:8900)",
+    )
     _format_arg(p)
     p.set_defaults(func=c.cmd_run)
 
@@ -131,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "reconcile",
         help="prove every event is counted once: events, windows, rated records, "
-        "invoices and the credit ledger (exit 1 on any discrepancy)",
+        "invoices and the credit ledger (exit 3 on a discrepancy, 1 when a service does not answer)",
     )
     p.add_argument("--period", required=True, help="billing period, YYYY-MM")
     _format_arg(p)
@@ -146,6 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     _format_arg(p)
     p.set_defaults(func=c.cmd_catalog)
 
+    p = sub.add_parser(
+        "serve", help="serve the JSON API, the usage dashboard and /metrics (binds 127.0.0.1 by default)"
+    )
+    p.add_argument("--address", default="127.0.0.1:8900", help="HOST:PORT to listen on (default 127.0.0.1:8900)")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_serve)
+
+    p = sub.add_parser("token", help="create, list or revoke the API's customer tokens")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("--customer", help="the customer the new token reads (create)")
+    p.add_argument("--token", help="the token, or its id, to revoke (revoke)")
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_token)
+
     p = sub.add_parser("sql", help="run a read query against tallyflow's ClickHouse (embedded or server)")
     p.add_argument("query", help='a SELECT statement, e.g. "SELECT count() FROM events FINAL"')
     _format_arg(p)
@@ -153,8 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tallyflow")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:  # shell completion: `eval "$(register-python-argcomplete tallyflow)"`
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    except ImportError:
+        pass
+    args = parser.parse_args(argv)
+    if hasattr(args, "format"):
+        args.format = args.format or args.global_format or "table"
     try:
         settings = Settings.from_env()
         return args.func(args, settings)

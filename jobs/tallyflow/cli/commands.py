@@ -15,6 +15,9 @@ from tallyflow.cli.output import emit
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
+# `reconcile` found a discrepancy; 1 stays "a service did not answer" or another failure.
+RECONCILE_DISCREPANCY = 3
+
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.ops import stack
@@ -62,7 +65,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if args.verbose:
             print(f"job {status}; loaded {dict(stats.rows)}", file=sys.stderr)
 
-    result = runner.run(settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh)
+    result = runner.run(
+        settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh, serve=args.serve
+    )
     d = result.as_dict()
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
     settled = "".join(f"; finalized {n} invoices of {p} (settlement window passed)" for p, n in d["finalized"].items())
@@ -85,7 +90,8 @@ def cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.billing import invoice
     from tallyflow.land import clickhouse
 
-    client = clickhouse.ready(settings)
+    writes = args.finalize_due or args.finalize
+    client = clickhouse.ready(settings) if writes else clickhouse.reader(settings)
     if args.finalize_due:
         if args.period or args.customer or args.finalize or args.catalog:
             raise UserError(
@@ -204,7 +210,7 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
         from datetime import UTC, datetime
 
         at = datetime.fromtimestamp(grants.parse_time(args.at, "--at") // 1000, UTC)
-    result = balance.report(clickhouse.ready(settings), args.customer, at)
+    result = balance.report(clickhouse.reader(settings), args.customer, at)
     emit(result, args.format, balance.render(result))
     return 0
 
@@ -213,9 +219,9 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.billing import reconcile
     from tallyflow.land import clickhouse
 
-    result = reconcile.run(clickhouse.ready(settings), args.period)
+    result = reconcile.run(clickhouse.reader(settings), args.period)
     emit(result, args.format, reconcile.render(result))
-    return 1 if result["discrepancies"] else 0
+    return RECONCILE_DISCREPANCY if result["discrepancies"] else 0
 
 
 def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
@@ -225,7 +231,7 @@ def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "show":
         if args.file:
             raise UserError("catalog show takes no FILE: it shows the catalog in force")
-        shown = catalog_store.in_force(clickhouse.ready(settings))
+        shown = catalog_store.in_force(clickhouse.reader(settings))
         emit(shown, args.format, catalog_store.render(shown))
         return 0
     if not args.file:
@@ -270,9 +276,44 @@ def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.land import clickhouse
 
-    client = clickhouse.ready(settings)
-    columns, rows = clickhouse.run_sql(client, args.query)
+    columns, rows = clickhouse.run_sql(clickhouse.reader(settings), args.query)
     records = [dict(zip(columns, r, strict=True)) for r in rows]
     table = "\t".join(columns) + "\n" + "\n".join("\t".join(str(v) for v in r) for r in rows)
     emit(records, args.format, table)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.serve import server
+
+    def ready(url: str) -> None:
+        print(f"serving {url} (API docs {url}/docs, dashboard {url}/, metrics {url}/metrics); Ctrl-C stops")
+        sys.stdout.flush()
+
+    server.serve_forever(settings, args.address, on_ready=ready)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.serve import tokens
+
+    if args.action == "create":
+        if not args.customer:
+            raise UserError("token create needs --customer C")
+        made = tokens.create(settings, args.customer)
+        emit(made, args.format, made["token"])
+        return 0
+    if args.action == "revoke":
+        if not args.token:
+            raise UserError("token revoke needs --token TOKEN (or the token's id)")
+        done = tokens.revoke(settings, args.token)
+        emit(done, args.format, f"revoked token {done['id']} of {done['customer']}")
+        return 0
+    listed = tokens.listing(settings)
+    table = "\n".join(
+        f"{t['id']}\t{t['customer']}\tcreated {t['created_at']}"
+        + (f"\trevoked {t['revoked_at']}" if t["revoked_at"] else "")
+        for t in listed
+    )
+    emit(listed, args.format, table or "no tokens")
     return 0

@@ -40,4 +40,5 @@ def _plain(obj: Any, indent: str = "") -> str:
 
 
 def format_arg(p: argparse.ArgumentParser, choices: Sequence[str] = ("table", "json")) -> None:
-    p.add_argument("--format", choices=choices, default="table", help="output format (default: table)")
+    # No default here: `tallyflow --format json CMD` sets it before the subcommand (main resolves it).
+    p.add_argument("--format", choices=choices, default=None, help="output format (default: table)")

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tallyflow.core import aggregations
+from tallyflow.core import aggregations, catalog_alerts
 from tallyflow.core import catalog_accounts as accounts
 from tallyflow.core import catalog_fields as read
 from tallyflow.core.catalog_fields import Problems
@@ -251,6 +251,7 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
         "minimum_commitment",
         "charges",
         "credits",
+        "alerts",
         "name",
         "description",
     }
@@ -305,6 +306,7 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
                 minimum_commitment=None if mc is None else read.decimal(p, label, "minimum_commitment", mc),
                 charges=charges,
                 credits=credits,
+                alerts=catalog_alerts.parse(p, label, pl.get("alerts"), charges),
             )
         )
     by_id: dict[str, list[Plan]] = {}

@@ -80,6 +80,28 @@ class Credits:
 
 
 @dataclass(frozen=True)
+class Spike:
+    """Spike detection on a plan's meters (core/alerts.py): a closed window whose quantity is over
+    `factor` times its trailing baseline (the median of the same hour on the previous
+    `baseline_days` days, at least `min_quantity`) is an anomaly."""
+
+    factor: Decimal = Decimal(3)
+    baseline_days: int = 7
+    min_history_days: int = 3
+    min_quantity: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Postpaid usage alerts of a plan, each signalled once per period: fractions of a charge's
+    included units used, and amounts of the period's usage spend so far."""
+
+    included_usage: tuple[Decimal, ...] = ()
+    spend: tuple[Decimal, ...] = ()
+    spike: Spike | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     id: str
     version: int
@@ -91,6 +113,7 @@ class Plan:
     minimum_commitment: Decimal | None = None
     charges: tuple[Charge, ...] = ()
     credits: Credits | None = None
+    alerts: Alerts | None = None
 
     @property
     def label(self) -> str:

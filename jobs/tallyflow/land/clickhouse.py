@@ -1,8 +1,8 @@
 """ClickHouse through clickhouse-connect only: embedded chdb (chdb:///path) or a server (http(s)://).
 
-An embedded chdb store is locked by one process at a time, so the process that loads (`run`) is
-also the one that answers; other commands get a one-line error telling them to use a server for
-concurrent access.
+An embedded chdb store is locked by one process at a time. The process that holds it (`run`,
+`load`, `serve`) answers other processes' reads (shared_store.py); read commands open a
+`reader`, which never runs DDL, and only `ready` (run, load, catalog apply, finalizing) migrates.
 """
 
 from __future__ import annotations
@@ -10,18 +10,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.errors import UserError
+from tallyflow.land import shared_store
 from tallyflow.settings import REPO_ROOT, Settings
 
 SQL_DIR = REPO_ROOT / "sql"
@@ -38,6 +43,19 @@ def redacted(url: str) -> str:
     return url
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def connect(settings: Settings) -> Client:
     # The driver logs each failed attempt; tallyflow reports the failure once, as one line.
     logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
@@ -48,7 +66,8 @@ def connect(settings: Settings) -> Client:
         if url.startswith("chdb://"):
             path = Path(url[len("chdb://") :])
             path.mkdir(parents=True, exist_ok=True)
-            client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            with _quiet_stderr():  # chdb prints its own copy of a lock error; ours is one line
+                client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
         elif url.startswith(("http://", "https://")):
             client = clickhouse_connect.get_client(dsn=url, connect_timeout=5, send_receive_timeout=300)
         else:
@@ -73,6 +92,56 @@ def ready(settings: Settings) -> Client:
     client = connect(settings)
     migrate(client)
     return client
+
+
+class ReadOnly:
+    """What read commands query through: every query is one read-only SELECT (shared_store.guarded),
+    on this process's connection or on the holder's. It has no `command` and no `insert`."""
+
+    def __init__(self, inner: Any, url: str):
+        self.inner = inner
+        self.url = url
+
+    def query(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> Any:
+        # Reads need none of the insert settings; a read-only query may not change settings anyway.
+        return self.inner.query(shared_store.guarded(_strip_comments(sql)), parameters=parameters or {})
+
+    def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        raise UserError("refused: a read command does not write (only run, load and catalog apply do)")
+
+    insert = command
+
+
+def reader(settings: Settings) -> Client:
+    """A read-only client for the read commands (invoice, balance, reconcile, sql, catalog show,
+    serve): no migration, no DDL. In embedded mode, while another process holds the store, its
+    queries go to that process and see what it has landed (up to its last loader batch)."""
+    remote = shared_store.connect(settings)
+    if remote is not None:
+        return cast(Client, ReadOnly(remote, settings.clickhouse_url))
+    try:
+        client = connect(settings)
+    except UserError as e:
+        # A holder that has just opened the store publishes its read address a moment later.
+        deadline = time.monotonic() + 10
+        while "in use by another process" in str(e) and time.monotonic() < deadline:
+            time.sleep(0.2)  # bounded by the deadline
+            remote = shared_store.connect(settings)
+            if remote is not None:
+                return cast(Client, ReadOnly(remote, settings.clickhouse_url))
+        raise
+    try:
+        found = client.query(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'catalog_applied'"
+        ).result_rows[0][0]
+    except Exception as e:
+        raise UserError(f"ClickHouse at {redacted(settings.clickhouse_url)} does not answer: {e}") from None
+    if not found:
+        raise UserError(
+            f"ClickHouse at {redacted(settings.clickhouse_url)} has no tallyflow tables yet: "
+            "`tallyflow run`, `load` or `catalog apply` creates them"
+        )
+    return cast(Client, ReadOnly(client, settings.clickhouse_url))
 
 
 def probe(settings: Settings) -> dict:
@@ -184,22 +253,35 @@ def _strip_comments(sql: str) -> str:
 
 
 def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
-    """An analyst's query (the `tallyflow sql` command): one statement, run read-only, so it can
-    neither change the store nor reach files, URLs or other servers through table functions;
-    ClickHouse errors become one line. chdb runs every statement of a multi-statement text and a
-    per-query setting reaches only the last one, so the whole connection is made read-only first
-    (this process asks nothing else afterwards)."""
+    """An analyst's query (the `tallyflow sql` command) on a `reader`: one statement, run
+    read-only, so it can neither change the store nor reach files, URLs or other servers through
+    table functions; ClickHouse errors become one line. On its own connection the whole connection
+    is made read-only first (chdb runs every statement of a multi-statement text, and this process
+    asks nothing else afterwards), so SHOW and DESCRIBE work too; through the process that holds
+    the store, the query runs as one guarded SELECT."""
     statement = one_statement(sql)
+    inner = client.inner if isinstance(client, ReadOnly) else client
+    remote = isinstance(inner, shared_store.RemoteReads)
     try:
-        with contextlib.suppress(Exception):  # a server user may already be read-only: then it is
-            client.command("SET readonly = 1")
-        result = client.query(statement, settings={"readonly": 1})
+        if remote:
+            result = inner.query(shared_store.guarded(statement))
+        else:
+            with contextlib.suppress(Exception):  # a server user may already be read-only: then it is
+                inner.command("SET readonly = 1")
+            result = inner.query(statement, settings={"readonly": 1})
+    except UserError:
+        raise
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "readonly mode" in first or "READONLY" in first:
             raise UserError(
                 "refused: `tallyflow sql` runs read-only queries only (no writes, DDL, settings or "
                 "file, url and remote table functions)"
+            ) from None
+        if remote and "Syntax error" in first:
+            raise UserError(
+                "refused: while another process holds the embedded store, `tallyflow sql` answers one "
+                f"SELECT (or WITH ... SELECT) query: {first}"
             ) from None
         raise UserError(f"query failed: {first}") from None
     return list(result.column_names), [tuple(r) for r in result.result_rows]

@@ -28,6 +28,7 @@ from confluent_kafka.admin import OffsetSpec
 
 from tallyflow.errors import UserError
 from tallyflow.faults import InjectedCrash
+from tallyflow.land import metrics
 from tallyflow.settings import Settings
 from tallyflow.wire import topics
 
@@ -40,6 +41,7 @@ JSON_TABLES = {
     topics.DUPLICATES: "duplicates",
     topics.LEDGER: "credit_ledger",
     topics.SIGNALS: "credit_signals",
+    topics.USAGE_SIGNALS: "usage_signals",
 }
 REJECTS_COLUMNS = [
     "reason",
@@ -163,6 +165,7 @@ class Loader:
             self._maybe_crash()
             commits = [TopicPartition(t, p, _offset(b[-1]) + 1) for (t, p), b in batches.items()]
             self._consumer.commit(offsets=commits, asynchronous=False)
+            metrics.committed()
             for tp in commits:
                 self._positions[(tp.topic, tp.partition)] = max(
                     self._positions.get((tp.topic, tp.partition), 0), tp.offset
@@ -196,7 +199,9 @@ class Loader:
         if now - self._outage_since > self.settings.loader_outage.total_seconds():
             raise UserError(f"ClickHouse has refused inserts for {self.settings.loader_outage}: {first}")
         self.stats.retries += 1
-        time.sleep(min(5.0, 0.5 * 2 ** min(self.stats.retries, 4)))  # backoff while ClickHouse is away
+        pause = min(5.0, 0.5 * 2 ** min(self.stats.retries, 4))
+        metrics.retried(pause)
+        time.sleep(pause)  # backoff while ClickHouse is away
 
     def _maybe_crash(self) -> None:
         """TALLYFLOW_FAULT=loader-after-insert:N (chaos runs): the process dies once after the N-th
@@ -213,6 +218,7 @@ class Loader:
         self._maybe_outage()
         token = f"{topic}/{partition}/{_offset(batch[0])}-{_offset(batch[-1])}"
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
+        started = time.perf_counter()
         if topic == self._dlq:
             table = "rejects"
             self.client.insert(table, [_reject_row(m) for m in batch], column_names=REJECTS_COLUMNS, settings=settings)
@@ -224,6 +230,7 @@ class Loader:
                 for m in batch
             )
             self.client.raw_insert(table, insert_block=body, fmt="JSONEachRow", settings=settings)
+        metrics.landed(table, len(batch), time.perf_counter() - started, batch[-1].value())
         self.stats.rows[table] += len(batch)
         self.stats.batches += 1
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from tallyflow.billing import balance, invoice
 from tallyflow.core import catalog as catalog_mod
 from tallyflow.errors import UserError
-from tallyflow.land import catalog_store, clickhouse
+from tallyflow.land import catalog_store, clickhouse, shared_store
 from tallyflow.land.loader import Loader
 from tallyflow.settings import Settings
 from tallyflow.stream import checkpoints, environment, graph, tables
@@ -67,10 +67,44 @@ def prepare(settings: Settings, catalog_path: str | Path):
     return cat, client
 
 
+class Holder:
+    """What a process that holds the store offers others while it runs: reads of an embedded store
+    from other processes (land/shared_store.py) and, with `--serve HOST:PORT`, the HTTP server."""
+
+    def __init__(self, settings: Settings, client, serve: str | None = None):
+        embedded = settings.clickhouse_url.startswith("chdb://")
+        self.reads = shared_store.ReadServer(settings, client) if embedded else None
+        self.web = None
+        if serve:
+            from tallyflow.serve import server
+
+            self.web = server.start(settings, serve, client)
+
+    def close(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+        if self.reads is not None:
+            self.reads.close()
+
+
 def run(
-    settings: Settings, catalog_path: str | Path, *, bounded: bool, on_progress=None, fresh: bool = False
+    settings: Settings,
+    catalog_path: str | Path,
+    *,
+    bounded: bool,
+    on_progress=None,
+    fresh: bool = False,
+    serve: str | None = None,
 ) -> RunResult:
     cat, client = prepare(settings, catalog_path)
+    holder = Holder(settings, client, serve)
+    try:
+        return _run(settings, cat, client, bounded, on_progress, fresh)
+    finally:
+        holder.close()
+
+
+def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: bool) -> RunResult:
     # Every run continues the pipeline's newest checkpoint or savepoint (dedup state, windows,
     # rated positions, credit balances, offsets), whether the last run ended, crashed or was killed.
     restore = None if fresh else checkpoints.latest(settings)
@@ -139,6 +173,7 @@ def load_forever(settings: Settings, catalog_path: str | Path | None, on_progres
     if catalog_path is not None:
         catalog_store.apply(client, catalog_mod.load(catalog_path), str(catalog_path))
     loader = Loader(settings, client)
+    holder = Holder(settings, client)
     stop = {"requested": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     last_report = 0.0
@@ -153,6 +188,7 @@ def load_forever(settings: Settings, catalog_path: str | Path | None, on_progres
     finally:
         signal.signal(signal.SIGTERM, previous)
         loader.close()
+        holder.close()
     return loader.stats.as_dict()
 
 

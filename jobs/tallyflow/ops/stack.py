@@ -116,10 +116,26 @@ def _recorded_pid(paths: BrokerPaths) -> int | None:
     return pid if "kafka.Kafka" in cmdline and str(paths.config) in cmdline else None
 
 
+def _store(settings: Settings) -> str:
+    """Creates or upgrades the ClickHouse tables (unless a running process holds the embedded store:
+    it did that itself), so read commands find them from the start."""
+    from tallyflow.land import clickhouse, shared_store
+
+    if shared_store.connect(settings) is None:
+        clickhouse.ready(settings)
+    return clickhouse.redacted(settings.clickhouse_url)
+
+
 def up(settings: Settings, wait_seconds: float = 60.0) -> dict:
     if not settings.uses_local_stack:
         created = topics.ensure_topics(settings)
-        return {"kafka": settings.bootstrap, "started": False, "external": True, "topics_created": created}
+        return {
+            "kafka": settings.bootstrap,
+            "started": False,
+            "external": True,
+            "topics_created": created,
+            "clickhouse": _store(settings),
+        }
     paths = _paths(settings)
     pid = _recorded_pid(paths)
     started = False
@@ -139,7 +155,14 @@ def up(settings: Settings, wait_seconds: float = 60.0) -> dict:
             raise UserError(f"the Kafka broker did not answer within {wait_seconds:.0f} s; see {paths.log}")
         time.sleep(0.5)
     created = topics.ensure_topics(settings)
-    return {"kafka": settings.bootstrap, "pid": pid, "started": started, "external": False, "topics_created": created}
+    return {
+        "kafka": settings.bootstrap,
+        "pid": pid,
+        "started": started,
+        "external": False,
+        "topics_created": created,
+        "clickhouse": _store(settings),
+    }
 
 
 def _start(settings: Settings, paths: BrokerPaths) -> int:

@@ -268,3 +268,36 @@ def _windows(
         .uid("rate-windows")
     )
     stmts.add_insert(sinks.rated, t_env.from_data_stream(rated))
+    _alerts(t_env, catalog, stmts, sinks, usage, rated)
+
+
+def _alerts(t_env: StreamTableEnvironment, catalog: Catalog, stmts: StatementSet, sinks: Sinks, usage, rated) -> None:
+    """Usage alerts from the rated records (per customer) and spike detection on the closed
+    windows (per customer, meter and group), when a plan asks for them: keyed Python per record
+    or window (stream/alerts.py) -> the usage-signals topic (exactly-once: each signal once)."""
+    from pyflink.common import Types
+
+    from tallyflow.stream import alerts
+
+    usage_alerts, spikes = alerts.enabled(catalog)
+    out = []
+    if usage_alerts:
+        out.append(
+            rated.key_by(lambda r: r.customer_id, key_type=Types.STRING())
+            .process(alerts.usage_alerts(catalog), output_type=alerts.output_type())
+            .name("usage-alerts")
+            .uid("usage-alerts")
+        )
+    if spikes:
+        out.append(
+            usage.filter(lambda w: w.record == "window")
+            .name("closed-windows")
+            .uid("closed-windows")
+            .key_by(lambda w: "\x1f".join((w.customer_id, w.meter_id, w.group_key)), key_type=Types.STRING())
+            .process(alerts.spikes(catalog), output_type=alerts.output_type())
+            .name("usage-anomalies")
+            .uid("usage-anomalies")
+        )
+    if out:
+        signals = out[0].union(*out[1:]) if len(out) > 1 else out[0]
+        stmts.add_insert(sinks.usage_signals, t_env.from_data_stream(signals))

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from pyflink.table import StreamTableEnvironment
 
+from tallyflow.core.alerts import FIELDS as USAGE_SIGNAL_FIELDS
 from tallyflow.core.catalog import Catalog
 from tallyflow.core.rating import FIELDS as RATED_FIELDS
 from tallyflow.settings import Settings, flink_interval
@@ -43,6 +44,7 @@ class Sinks:
     rated: str = "rated_sink"
     ledger: str = "ledger_sink"
     signals: str = "signals_sink"
+    usage_signals: str = "usage_signals_sink"
 
 
 SINK_COLUMNS = {
@@ -54,6 +56,7 @@ SINK_COLUMNS = {
     "rated": ", ".join(
         f"`{f}` {'INT' if f == 'version' else 'BOOLEAN' if f == 'provisional' else 'STRING'}" for f in RATED_FIELDS
     ),
+    "usage_signals": ", ".join(f"`{f}` STRING" for f in USAGE_SIGNAL_FIELDS),
     "ledger": """customer_id STRING, seq BIGINT, kind STRING, grant_id STRING, meter_id STRING,
         event_time TIMESTAMP_LTZ(3), quantity DECIMAL(38, 12), credits DECIMAL(38, 12), priority INT,
         effective_at TIMESTAMP_LTZ(3), expires_at TIMESTAMP_LTZ(3), plan_id STRING, version INT,
@@ -99,6 +102,7 @@ def kafka_sinks(t_env: StreamTableEnvironment, settings: Settings) -> Sinks:
         ("rated", topics.RATED),
         ("ledger", topics.LEDGER),
         ("signals", topics.SIGNALS),
+        ("usage_signals", topics.USAGE_SIGNALS),
     ):
         t_env.execute_sql(
             _json_sink(

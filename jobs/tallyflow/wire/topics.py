@@ -23,10 +23,11 @@ DUPLICATES = "duplicates"  # resent events: duplicates and conflicts (same id, o
 GRANTS = "grants"  # CreditGrant top-ups, Confluent-framed Avro, keyed by customer (`tallyflow grant`)
 LEDGER = "credit-ledger"  # credit movements: grants, draws, uncovered usage (JSON rows, exactly-once)
 SIGNALS = "credit-signals"  # balance, alert, exhausted, restored (JSON rows, at-least-once: low latency)
+USAGE_SIGNALS = "usage-signals"  # usage alerts and anomalies, once per threshold and period (JSON rows)
 
 LOADER_GROUP = "loader"  # the loader's consumer group, after the prefix
 
-ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES, GRANTS, LEDGER, SIGNALS)
+ALL = (EVENTS, ACCEPTED, USAGE, LATE, DLQ, RATED, ADJUSTMENTS, DUPLICATES, GRANTS, LEDGER, SIGNALS, USAGE_SIGNALS)
 
 
 def quiet_logger() -> logging.Logger:

@@ -1,0 +1,142 @@
+"""Reads of the embedded store from other processes while one process holds it.
+
+chdb locks its store to one process. The process that holds it (`run`, `load` or `serve`) answers
+other processes' read queries over a loopback socket (multiprocessing.connection: HMAC-authenticated
+with a key in a file only this user can read, next to the store). Read commands find that file, and
+send their queries there instead of opening the store. Each query runs as
+`SELECT * FROM (<query>) SETTINGS readonly=1`: the setting lives only as long as that query (a
+session setting would also make the holder's loader read-only), and a text that is not one SELECT
+does not parse inside the parentheses. The holder's loader and these reads share chdb's own lock,
+so a read waits for a batch insert to end and the reverse; none is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import threading
+from multiprocessing.connection import Client as _connect
+from multiprocessing.connection import Connection, Listener
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tallyflow.errors import UserError
+from tallyflow.settings import Settings
+
+
+class Result(NamedTuple):
+    """The part of clickhouse-connect's QueryResult that readers use."""
+
+    column_names: tuple[str, ...]
+    result_rows: list[tuple]
+
+
+def guarded(statement: str) -> str:
+    """One read-only SELECT: the query's own settings cannot lift readonly (ClickHouse refuses to
+    change it inside a read-only query)."""
+    return f"SELECT * FROM (\n{statement.strip().rstrip(';')}\n) SETTINGS readonly = 1"
+
+
+def address_file(settings: Settings) -> Path | None:
+    url = settings.clickhouse_url
+    if not url.startswith("chdb://"):
+        return None
+    store = Path(url[len("chdb://") :])
+    return store.with_name(store.name + ".reads")
+
+
+class ReadServer:
+    """Serves read queries on the store `client` holds, until close()."""
+
+    def __init__(self, settings: Settings, client: Any):
+        self.client = client
+        self.path = address_file(settings)
+        self.key = secrets.token_bytes(32)
+        self.listener = Listener(("127.0.0.1", 0), authkey=self.key)
+        self.closed = False
+        self.served = 0
+        if self.path is not None:
+            tmp = self.path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            host, port = self.listener.address
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"host": host, "port": port, "key": self.key.hex(), "pid": os.getpid()}, fh)
+            tmp.replace(self.path)
+        threading.Thread(target=self._accept, name="tallyflow-reads", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn = self.listener.accept()
+            except Exception:  # a client that failed the handshake, or the listener closed
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: Connection) -> None:
+        with conn:
+            while True:
+                try:
+                    sql, parameters = conn.recv()
+                except (EOFError, OSError):
+                    return
+                try:
+                    result = self.client.query(guarded(sql), parameters=parameters or {})
+                    reply: tuple = ("ok", tuple(result.column_names), [tuple(r) for r in result.result_rows])
+                except Exception as e:  # ClickHouse errors go back as their first line
+                    reply = ("error", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+                self.served += 1
+                try:
+                    conn.send(reply)
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.closed = True
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if json.loads(self.path.read_text()).get("pid") == os.getpid():
+                    self.path.unlink()
+        with contextlib.suppress(Exception):
+            self.listener.close()
+
+
+class RemoteReads:
+    """A read-only client that sends its queries to the process that holds the store."""
+
+    def __init__(self, conn: Connection, holder_pid: int):
+        self.conn = conn
+        self.holder_pid = holder_pid
+        self.lock = threading.Lock()
+
+    def query(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> Result:
+        with self.lock:
+            try:
+                self.conn.send((sql, parameters or {}))
+                status, *body = self.conn.recv()
+            except (EOFError, OSError):
+                raise UserError(
+                    f"the process that holds the embedded store (pid {self.holder_pid}) stopped answering"
+                ) from None
+        if status == "error":
+            raise RuntimeError(body[0])
+        return Result(body[0], body[1])
+
+    def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        raise UserError("refused: a read command does not write (only run, load and catalog apply do)")
+
+
+def connect(settings: Settings) -> RemoteReads | None:
+    """The holder's read server, or None when no live process holds the store."""
+    path = address_file(settings)
+    if path is None or not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        conn = _connect((info["host"], int(info["port"])), authkey=bytes.fromhex(info["key"]))
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # a holder killed before it could remove the file: the store is free again
+    except Exception:  # multiprocessing.AuthenticationError: not this holder's key
+        return None
+    return RemoteReads(conn, int(info.get("pid", 0)))

@@ -1,0 +1,208 @@
+"""What the API reads, and how: a read-only ClickHouse client that survives outages, and a short
+cache in front of it.
+
+The client is the run's own when the server runs inside `run --serve` (the loader and the API
+share the embedded store), else a `clickhouse.reader`: a server by URL, the process holding the
+embedded store, or the store itself when no process holds it. A failure drops the client (the next
+request asks again) and answers 503. Answers are cached for TALLYFLOW_SERVE_CACHE (2 s): a
+dashboard polling every few seconds, or many customers' pages at once, cost a few queries a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tallyflow.billing import balance, invoice, usage
+from tallyflow.core import catalog as catalog_mod
+from tallyflow.core.periods import iso_utc, month_bounds, period_of
+from tallyflow.errors import UserError
+from tallyflow.land import catalog_store, clickhouse, shared_store
+from tallyflow.settings import Settings
+
+
+class Unavailable(Exception):
+    """ClickHouse (or the process holding the store) did not answer: the API says 503."""
+
+
+class NotFound(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, settings: Settings, client: Any = None):
+        self.settings = settings
+        self.own = client is not None  # the run's client: always there
+        self._client: Any = clickhouse.ReadOnly(client, settings.clickhouse_url) if client is not None else None
+        self._held_elsewhere = False
+        self._lock = threading.Lock()
+        self._cache: dict[tuple, tuple[float, Any]] = {}
+        self._catalog: tuple[str, catalog_mod.Catalog] | None = None
+        self.ttl = settings.serve_cache.total_seconds()
+        self.reads: shared_store.ReadServer | None = None
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                if self._held_elsewhere:
+                    # Never open the store while its holder restarts: reads wait for a holder.
+                    remote = shared_store.connect(self.settings)
+                    if remote is None:
+                        raise Unavailable("the process that held the embedded store is gone")
+                    self._client = clickhouse.ReadOnly(remote, self.settings.clickhouse_url)
+                else:
+                    try:
+                        self._client = clickhouse.reader(self.settings)
+                    except UserError as e:
+                        raise Unavailable(str(e)) from None
+                    inner = getattr(self._client, "inner", None)
+                    self._held_elsewhere = isinstance(inner, shared_store.RemoteReads)
+            return self._client
+
+    def share(self) -> None:
+        """When this server opened the embedded store itself, other processes read through it."""
+        inner = getattr(self.client(), "inner", None)
+        if self.settings.clickhouse_url.startswith("chdb://") and not isinstance(inner, shared_store.RemoteReads):
+            self.reads = shared_store.ReadServer(self.settings, inner)
+
+    def close(self) -> None:
+        if self.reads is not None:
+            self.reads.close()
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(self.client(), *args)
+        except (Unavailable, NotFound):
+            raise
+        except UserError as e:
+            if "does not answer" in str(e) or "stopped answering" in str(e):
+                self._drop()
+                raise Unavailable(str(e)) from None
+            raise
+        except Exception as e:  # a driver error: the store went away
+            self._drop()
+            raise Unavailable(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
+
+    def _drop(self) -> None:
+        with self._lock:
+            if not self.own:
+                self._client = None
+
+    def cached(self, key: tuple, fn: Callable[..., Any], *args: Any) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = self._call(fn, *args)
+        self._cache[key] = (now + self.ttl, value)
+        if len(self._cache) > 10_000:  # many customers: drop what has expired
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        return value
+
+    # --- what the API asks -------------------------------------------------------------------
+
+    def ping(self) -> None:
+        self._call(lambda c: c.query("SELECT 1").result_rows)
+
+    def catalog(self) -> catalog_mod.Catalog:
+        def load(client: Any) -> catalog_mod.Catalog:
+            shown = catalog_store.in_force(client)
+            if self._catalog is None or self._catalog[0] != shown["digest"]:
+                self._catalog = (shown["digest"], catalog_mod.parse(shown["catalog"], f"catalog {shown['digest']}"))
+            return self._catalog[1]
+
+        return self.cached(("catalog",), load)
+
+    def customers(self) -> dict[str, list[dict]]:
+        def load(client: Any) -> dict[str, list[dict]]:
+            out: dict[str, list[dict]] = {}
+            for r in clickhouse.query(client, "serve/customers", {"customer": ""}):
+                out.setdefault(r["customer_id"], []).append(
+                    {
+                        "plan": r["plan_id"],
+                        "start": iso_utc(r["start"]),
+                        "end": iso_utc(r["end"]) if r["end"] else None,
+                    }
+                )
+            return out
+
+        return self.cached(("customers",), load)
+
+    def require(self, customer: str) -> None:
+        if customer not in self.customers():
+            raise NotFound(f"no customer '{customer}' in the catalog in force")
+
+    def usage(self, customer: str, period: str) -> dict:
+        month_bounds(period)
+        cat = self.catalog()
+        return self.cached(("usage", customer, period), lambda c: usage.report(c, cat, customer, period))
+
+    def daily(self, customer: str, start: str, end: str) -> list[dict]:
+        def load(client: Any) -> list[dict]:
+            rows = clickhouse.query(
+                client, "serve/daily_usage", {"customer": customer, "from_day": start, "to_day": end}
+            )
+            return [
+                {
+                    "day": r["day"].isoformat(),
+                    "meter": r["meter_id"],
+                    "aggregation": r["aggregation"],
+                    "events": r["events"],
+                    "quantity": r["quantity"],
+                }
+                for r in rows
+            ]
+
+        return self.cached(("daily", customer, start, end), load)
+
+    def balance(self, customer: str) -> dict:
+        return self.cached(("balance", customer), lambda c: balance.report(c, customer))
+
+    def invoice(self, customer: str, period: str) -> dict | None:
+        month_bounds(period)
+
+        def load(client: Any) -> dict | None:
+            found = invoice.compute(client, period, customer=customer)
+            return found[0].as_dict() if found else None
+
+        return self.cached(("invoice", customer, period), load)
+
+    def invoices(self, customer: str, periods: int = 12) -> list[dict]:
+        now = datetime.now(UTC)
+        wanted, month = [], period_of(now)
+        for _ in range(periods):
+            wanted.append(month)
+            start, _end = month_bounds(month)
+            month = period_of(start - timedelta(days=1))
+        return [doc for p in wanted if (doc := self.invoice(customer, p)) is not None]
+
+    def alerts(self, customer: str, since: datetime) -> list[dict]:
+        def load(client: Any) -> list[dict]:
+            rows = clickhouse.query(client, "serve/alerts", {"customer": customer, "since": since.replace(tzinfo=None)})
+            return [dict(r, at=iso_utc(r["at"])) for r in rows]
+
+        return self.cached(("alerts", customer, since.date().isoformat()), load)
+
+    def pipeline(self) -> dict:
+        def load(client: Any) -> dict:
+            counts = clickhouse.query(client, "serve/pipeline_counts")
+            rate = clickhouse.query(client, "serve/events_per_second", {"seconds": 300})
+            periods = clickhouse.query(client, "invoice/unsettled_periods")
+            return {
+                "counts": [dict(r, last_loaded=iso_utc(r["last_loaded"])) for r in counts],
+                "events_per_second": [{"second": iso_utc(r["second"]), "events": r["n"]} for r in rate],
+                "unsettled_periods": [
+                    {
+                        "period": r["period"],
+                        "period_end": iso_utc(r["period_end"]),
+                        "due_at": iso_utc(r["period_end"] + self.settings.settlement_window),
+                        "open_customers": r["open_customers"],
+                    }
+                    for r in periods
+                ],
+            }
+
+        return self.cached(("pipeline",), load)

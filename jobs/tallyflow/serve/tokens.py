@@ -1,0 +1,97 @@
+"""Bearer tokens for the API: one customer each, stored hashed (SHA-256) in
+$TALLYFLOW_HOME/tokens.json (mode 0600). A token is shown once, when it is created; what is stored
+cannot give it back. TALLYFLOW_ADMIN_TOKEN (or TALLYFLOW_ADMIN_TOKEN_FILE) is the operator's
+token, which reads every customer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tallyflow.errors import UserError
+from tallyflow.settings import Settings
+
+ADMIN = "*"  # the scope of the admin token
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Who a presented token is: a customer's scope, the admin's, or a revoked token."""
+
+    scope: str | None  # customer id, ADMIN, or None when revoked
+    token_id: str
+
+
+def _path(settings: Settings) -> Path:
+    return settings.home / "tokens.json"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _read(settings: Settings) -> dict[str, dict]:
+    path = _path(settings)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a token store ({e})") from None
+
+
+def _write(settings: Settings, store: dict[str, dict]) -> None:
+    path = _path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(store, fh, indent=1, sort_keys=True)
+    tmp.replace(path)
+
+
+def create(settings: Settings, customer: str) -> dict:
+    if not customer.strip():
+        raise UserError("token create needs a --customer")
+    token_id = secrets.token_hex(4)
+    token = f"tf_{token_id}_{secrets.token_urlsafe(24)}"
+    store = _read(settings)
+    store[_digest(token)] = {
+        "id": token_id,
+        "customer": customer,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "revoked_at": None,
+    }
+    _write(settings, store)
+    return {"token": token, "id": token_id, "customer": customer}
+
+
+def revoke(settings: Settings, token_or_id: str) -> dict:
+    store = _read(settings)
+    wanted = _digest(token_or_id)
+    for digest, entry in store.items():
+        if digest == wanted or entry["id"] == token_or_id:
+            entry["revoked_at"] = entry["revoked_at"] or datetime.now(UTC).isoformat(timespec="seconds")
+            _write(settings, store)
+            return {"id": entry["id"], "customer": entry["customer"], "revoked_at": entry["revoked_at"]}
+    raise UserError(f"no token {token_or_id[:12]}... (give the token or its id from `tallyflow token list`)")
+
+
+def listing(settings: Settings) -> list[dict]:
+    return sorted(_read(settings).values(), key=lambda e: e["created_at"])
+
+
+def resolve(settings: Settings, token: str) -> Grant | None:
+    """The grant of a presented token; None when it is not one of ours."""
+    if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        return Grant(ADMIN, "admin")
+    entry = _read(settings).get(_digest(token))
+    if entry is None:
+        return None
+    return Grant(None if entry["revoked_at"] else entry["customer"], entry["id"])

@@ -1,0 +1,277 @@
+"""Live visibility through the real stack: a month with steady traffic, one spike and usage past its
+allowance goes through the pipeline; the stream raises the usage alerts and the anomaly (and
+nothing for steady hours); the API (tallyflow serve, and run --serve while the job runs) answers
+with the CLI's own figures, scoped by token; reads from other processes work while `run` holds
+the embedded store; and the API says 503 while the store's holder is away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import yaml
+
+from tallyflow.settings import REPO_ROOT
+from tests.integration.conftest import TALLYFLOW
+
+pytestmark = pytest.mark.integration
+PERIOD = "2026-11"
+ADMIN = "admin-secret-for-tests"
+SPIKE_HOUR = datetime(2026, 11, 9, 12, tzinfo=UTC)
+
+CATALOG = {
+    "meters": [{"id": "calls", "event_type": "api_call", "aggregation": "count"}],
+    "plans": [
+        {
+            "id": "metered",
+            "version": 1,
+            "effective_from": "2026-01-01T00:00:00Z",
+            "currency": "USD",
+            "base_fee": "10",
+            "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "0.01", "included_units": "1000"}],
+            "alerts": {
+                "included_usage": ["0.5", "1.0"],
+                "spend": ["5.00", "1000.00"],
+                "spike": {"factor": "3", "baseline_days": 7, "min_history_days": 3, "min_quantity": "5"},
+            },
+        }
+    ],
+    "subscriptions": [
+        {"customer": "c1", "plan": "metered", "start": "2026-01-01T00:00:00Z"},
+        {"customer": "c2", "plan": "metered", "start": "2026-01-01T00:00:00Z"},
+    ],
+}
+
+
+def events() -> list[dict]:
+    """c1: 10 calls an hour for 9 days, and 200 in one hour of day 9; c2: 2 calls an hour."""
+    out = []
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for h in range(9 * 24):
+        hour = start + timedelta(hours=h)
+        for customer, n in (("c1", 200 if hour == SPIKE_HOUR else 10), ("c2", 2)):
+            for i in range(n):
+                t = hour + timedelta(seconds=i * 3600 // n)
+                out.append(
+                    {
+                        "event_id": f"{customer}-{h}-{i}",
+                        "customer_id": customer,
+                        "event_type": "api_call",
+                        "event_time": t.isoformat().replace("+00:00", "Z"),
+                        "values": {},
+                        "dimensions": {},
+                    }
+                )
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.3)  # the server binds after start-up; bounded by the deadline
+    raise AssertionError(f"{url} did not answer")
+
+
+def background(tallyflow, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*TALLYFLOW, *args], env=tallyflow.env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def landed(services, tmp_path_factory):
+    """The month through the pipeline once (bounded), then `tallyflow serve` on its store."""
+    from tests.integration.conftest import Tallyflow
+
+    tmp = tmp_path_factory.mktemp("serve")
+    t = Tallyflow(services, "serve")
+    t.env["TALLYFLOW_ADMIN_TOKEN"] = ADMIN
+    t("stack", "up")
+    cat = tmp / "catalog.yaml"
+    cat.write_text(yaml.safe_dump(CATALOG))
+    path = tmp / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events()))
+    t("produce", "--file", str(path))
+    t("run", "--catalog", str(cat), "--bounded")
+    url = f"http://127.0.0.1:{free_port()}"
+    server = background(t, "serve", "--address", url.removeprefix("http://"))
+    wait_http(url, server)
+    token = t("token", "create", "--customer", "c1").stdout.strip()
+    try:
+        yield t, url, token, cat
+    finally:
+        stop(server)
+
+
+def get(url: str, path: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(url + path, headers=headers, timeout=30)
+
+
+def test_alerts_fire_once_and_the_spike_is_found(landed):
+    t, url, token, _ = landed
+    rows = t.sql(
+        "SELECT kind, subject, toString(threshold) AS threshold, toString(observed) AS observed, "
+        "toString(window_start) AS window_start FROM usage_signals FINAL WHERE customer_id = 'c1' "
+        "ORDER BY kind, threshold"
+    )
+    kinds = [(r["kind"], r["threshold"]) for r in rows]
+    # 2,350 calls: past 50% and 100% of the 1,000 included; 13.50 of usage spend: past 5.00 only.
+    assert kinds == [("anomaly", "3"), ("included_usage", "0.5"), ("included_usage", "1"), ("spend", "5")]
+    (anomaly,) = [r for r in rows if r["kind"] == "anomaly"]
+    assert anomaly["window_start"].startswith("2026-11-09 12:00:00") and anomaly["observed"] == "200"
+    # Steady traffic (c2 all month, c1 every other hour) raised nothing.
+    assert t.sql("SELECT count() AS n FROM usage_signals FINAL WHERE customer_id = 'c2' AND kind = 'anomaly'") == [
+        {"n": 0}
+    ]
+    alerts = get(url, "/api/customers/c1/alerts", token).json()
+    assert {a["kind"] for a in alerts["alerts"]} == {"anomaly", "included_usage", "spend"}
+    assert alerts["thresholds"]["included_usage"] == ["0.5", "1.0"]
+
+
+def test_usage_and_invoice_match_the_cli(landed):
+    t, url, token, _ = landed
+    usage = get(url, f"/api/customers/c1/usage?period={PERIOD}", token).json()
+    (meter,) = usage["meters"]
+    assert (meter["quantity"], meter["included_units"], meter["billable"]) == ("2350", "1000", "1350")
+    assert meter["cost_so_far"] == "13.50" and usage["cost_so_far"] == "23.50"  # with the 10.00 base fee
+    assert usage["projected_cost"] == usage["cost_so_far"]  # November is over: the projection is the bill
+    (cli,) = t.json("invoice", "--period", PERIOD, "--customer", "c1")
+    api = get(url, f"/api/customers/c1/invoices/{PERIOD}", token).json()
+    assert api == cli
+    balance = get(url, "/api/customers/c1/balance", token).json()
+    assert balance["grants"] == t.json("balance", "--customer", "c1")["grants"]
+    daily = get(url, "/api/customers/c1/usage/daily?from=2026-11-01&to=2026-11-30", token).json()["days"]
+    assert [d["quantity"] for d in daily if d["day"] == "2026-11-09"] == ["430"]  # 23 x 10 + 200
+    assert sum(int(d["events"]) for d in daily) == 2350
+
+
+def test_tokens_scope_and_errors(landed):
+    t, url, token, _ = landed
+    assert get(url, "/api/customers/c1/usage", None).status_code == 401
+    assert get(url, "/api/customers/c1/usage", "tf_nope").status_code == 401
+    forbidden = get(url, "/api/customers/c2/usage", token)
+    assert forbidden.status_code == 403 and "error" in forbidden.json()
+    assert [c["id"] for c in get(url, "/api/customers", token).json()["customers"]] == ["c1"]
+    assert [c["id"] for c in get(url, "/api/customers", ADMIN).json()["customers"]] == ["c1", "c2"]
+    assert get(url, "/api/customers/nobody/usage", ADMIN).status_code == 404
+    bad = get(url, "/api/customers/c1/usage?period=2026-13", token)
+    assert bad.status_code == 400 and "YYYY-MM" in bad.json()["error"]
+    assert get(url, "/api/customers/c1/usage/daily?from=yesterday", token).status_code == 400
+    assert get(url, "/api/pipeline", token).status_code == 403
+    pipeline = get(url, "/api/pipeline", ADMIN).json()
+    assert {"counts", "loader_lag", "unsettled_periods", "customers_with_alerts"} <= set(pipeline)
+    other = t("token", "create", "--customer", "c1").stdout.strip()
+    assert get(url, "/api/customers/c1/balance", other).status_code == 200
+    t("token", "revoke", "--token", other)
+    revoked = get(url, "/api/customers/c1/balance", other)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]
+    stored = (REPO_ROOT / t.env["TALLYFLOW_HOME"] / "tokens.json").read_text()
+    assert other not in stored and token not in stored  # hashed
+    assert get(url, "/openapi.json", None).json()["paths"]["/api/customers/{customer}/usage"]
+
+
+def test_metrics(landed):
+    _, url, _, _ = landed
+    body = httpx.get(url + "/metrics", timeout=30).text
+    assert 'tallyflow_loader_lag_records{partition="0",topic="rated"} 0.0' in body
+    assert "tallyflow_store_up 1.0" in body
+    assert 'tallyflow_store_rows{detail="on_time",kind="accepted"}' in body
+    assert "tallyflow_api_request_seconds_bucket" in body
+
+
+def test_reads_while_the_pipeline_runs_and_run_serve(tallyflow, tmp_path):
+    """`run` holds the embedded store; invoice, sql, balance, reconcile and catalog show answer from
+    other processes meanwhile, and run --serve answers the API from the run itself."""
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(yaml.safe_dump(CATALOG))
+    path = tmp_path / "events.jsonl"
+    sent = events()
+    path.write_text("".join(json.dumps(e) + "\n" for e in sent))
+    tallyflow("produce", "--file", str(path))
+    tallyflow.env["TALLYFLOW_ADMIN_TOKEN"] = ADMIN
+    port = free_port()
+    run = background(tallyflow, "run", "--catalog", str(cat), "--serve", f"127.0.0.1:{port}")
+    try:
+        wait_http(f"http://127.0.0.1:{port}", run)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            n = tallyflow.sql("SELECT count() AS n FROM events FINAL")[0]["n"]
+            if n == len(sent):
+                break
+            time.sleep(1)  # the job lands a checkpoint at a time; bounded by the deadline
+        assert n == len(sent)
+        assert tallyflow.json("invoice", "--period", PERIOD, "--customer", "c1")[0]["status"] == "draft"
+        assert tallyflow.json("catalog", "show")["digest"]
+        tallyflow("balance", "--customer", "c1")
+        rec = tallyflow("reconcile", "--period", PERIOD, check=False)
+        assert rec.returncode in (0, 3), rec.stderr
+        refused = tallyflow("sql", "SELECT 0; DROP TABLE rejects", check=False)
+        assert refused.returncode == 1 and "refused" in refused.stderr
+        writes = tallyflow("sql", "INSERT INTO FUNCTION file('/tmp/tf-x.csv', 'CSV') SELECT 1", check=False)
+        assert writes.returncode == 1 and not os.path.exists("/tmp/tf-x.csv")
+        usage = get(f"http://127.0.0.1:{port}", f"/api/customers/c1/usage?period={PERIOD}", ADMIN)
+        assert usage.status_code == 200 and usage.json()["meters"][0]["quantity"]
+        assert run.poll() is None
+    finally:
+        stop(run)
+    assert run.returncode == 0, run.stderr.read() if run.stderr else ""
+
+
+def test_serve_answers_503_while_the_holder_is_away(tallyflow):
+    """serve reads through the process that holds the embedded store (here `load`); while none
+    does, the API answers 503 and /readyz says so, and it answers again once a holder is back."""
+    tallyflow.env["TALLYFLOW_ADMIN_TOKEN"] = ADMIN
+    holder = background(tallyflow, "load")
+    time.sleep(3)  # the holder opens the store and publishes its read address
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = background(tallyflow, "serve", "--address", f"127.0.0.1:{port}")
+    try:
+        wait_http(url, server)
+        assert get(url, "/readyz", None).status_code == 200
+        assert get(url, "/api/customers", ADMIN).status_code == 200
+        holder.kill()
+        holder.wait()
+        away = get(url, "/api/customers/c1/usage", ADMIN)
+        assert away.status_code == 503 and "not available" in away.json()["error"]
+        ready = get(url, "/readyz", None)
+        assert ready.status_code == 503 and ready.json()["ready"] is False
+        assert get(url, "/healthz", None).status_code == 200  # alive all along
+        holder = background(tallyflow, "load")
+        deadline = time.monotonic() + 60
+        while get(url, "/readyz", None).status_code != 200:
+            assert time.monotonic() < deadline, "serve did not find the new holder"
+            time.sleep(0.5)  # the new holder starts; bounded by the deadline
+        assert get(url, "/api/customers", ADMIN).status_code == 200
+    finally:
+        stop(server)
+        stop(holder)
