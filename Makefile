@@ -16,9 +16,22 @@ BENCH_RATE ?= 2000
 BENCH_SECONDS ?= 60
 DEMO_CUSTOMERS ?= 10
 
-.PHONY: setup demo test test-unit test-integration test-jvm lint bench chaos clean stack-down
+SERVE_ADDRESS ?= 127.0.0.1:8900
+DEMO_TOKEN_FILE := .tallyflow/admin-token
+# Debian packages the tests drive: Chromium and ChromeDriver (dashboard tests), promtool (rules).
+DEBIAN_PACKAGES := chromium chromium-driver prometheus
 
-setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar
+.PHONY: setup demo serve test test-unit test-integration test-jvm lint bench chaos clean stack-down
+
+setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar build/.debian
+
+build/.debian:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v promtool >/dev/null; then :; \
+	else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
+	fi
+	mkdir -p build && touch $@
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (set PYTHON=...)"; exit 1; }
@@ -50,6 +63,16 @@ demo: setup
 		--duplicate-rate 0.02 --late-rate 0.01 --period $(PERIOD)
 	$(TALLYFLOW) run --catalog deploy/demo/catalog.yaml --bounded
 	$(TALLYFLOW) invoice --period $(PERIOD)
+	@test -s $(DEMO_TOKEN_FILE) || $(PY) -c 'import secrets; print(secrets.token_urlsafe(24))' > $(DEMO_TOKEN_FILE)
+	@echo
+	@echo "The dashboard: run 'make serve', then open"
+	@echo "  http://$(SERVE_ADDRESS)/customers/cust_001#token=$$($(TALLYFLOW) token create --customer cust_001)  (customer cust_001)"
+	@echo "  http://$(SERVE_ADDRESS)/#token=$$(cat $(DEMO_TOKEN_FILE))  (the operator's view)"
+	@echo "  API docs: http://$(SERVE_ADDRESS)/docs   metrics: http://$(SERVE_ADDRESS)/metrics"
+
+# Serves the demo's store: the API, the dashboard and /metrics (Ctrl-C stops).
+serve: setup
+	TALLYFLOW_ADMIN_TOKEN_FILE=$(DEMO_TOKEN_FILE) $(TALLYFLOW) serve --address $(SERVE_ADDRESS)
 
 test: setup lint test-jvm
 	$(PY) -m pytest -q tests

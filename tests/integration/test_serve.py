@@ -2,12 +2,15 @@
 allowance goes through the pipeline; the stream raises the usage alerts and the anomaly (and
 nothing for steady hours); the API (tallyflow serve, and run --serve while the job runs) answers
 with the CLI's own figures, scoped by token; reads from other processes work while `run` holds
-the embedded store; and the API says 503 while the store's holder is away."""
+the embedded store; the API says 503 while the store's holder is away; and the dashboard pages,
+in a real headless browser (Debian's Chromium, driven by Selenium), load without console errors
+and show the API's numbers (screenshots under build/test-output/)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +28,7 @@ pytestmark = pytest.mark.integration
 PERIOD = "2026-11"
 ADMIN = "admin-secret-for-tests"
 SPIKE_HOUR = datetime(2026, 11, 9, 12, tzinfo=UTC)
+OUT = REPO_ROOT / "build" / "test-output"  # the browser tests' screenshots
 
 CATALOG = {
     "meters": [{"id": "calls", "event_type": "api_call", "aggregation": "count"}],
@@ -261,6 +265,7 @@ def test_serve_answers_503_while_the_holder_is_away(tallyflow):
         assert get(url, "/api/customers", ADMIN).status_code == 200
         holder.kill()
         holder.wait()
+        time.sleep(2.5)  # past TALLYFLOW_SERVE_CACHE (2 s): the answers above are not reused
         away = get(url, "/api/customers/c1/usage", ADMIN)
         assert away.status_code == 503 and "not available" in away.json()["error"]
         ready = get(url, "/readyz", None)
@@ -275,3 +280,86 @@ def test_serve_answers_503_while_the_holder_is_away(tallyflow):
     finally:
         stop(server)
         stop(holder)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail("Chromium and ChromeDriver are needed (make setup installs Debian's chromium, chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1800",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    b = webdriver.Chrome(service=Service(driver), options=options)
+    yield b
+    b.quit()
+
+
+def text_of(browser, element_id: str, seconds: float = 30) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, seconds).until(lambda b: b.find_elements(By.ID, element_id))
+    return browser.find_element(By.ID, element_id).text
+
+
+def errors(browser) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+
+
+def test_customer_page_shows_the_api_figures(landed, browser):
+    from selenium.webdriver.common.by import By
+
+    _, url, token, _ = landed
+    browser.get(f"{url}/customers/c1#token={token}")
+    headers = {"Authorization": f"Bearer {token}"}
+    usage = httpx.get(f"{url}/api/customers/c1/usage", headers=headers, timeout=30).json()
+    assert text_of(browser, "cost-so-far") == usage["cost_so_far"]
+    assert text_of(browser, "projected-cost") == usage["projected_cost"]
+    meters = browser.find_element(By.ID, "meters").text
+    november = httpx.get(f"{url}/api/customers/c1/invoices/{PERIOD}", headers=headers, timeout=30).json()
+    invoices = text_of(browser, "invoices")
+    assert f"{PERIOD} · draft · total {november['total']} USD" in invoices
+    alerts = browser.find_element(By.ID, "alerts").text
+    assert "anomaly" in alerts and "included_usage" in alerts
+    assert browser.find_elements(By.CSS_SELECTOR, "#daily") and "Chart" in browser.execute_script(
+        "return typeof Chart === 'function' ? 'Chart' : ''"
+    )
+    assert meters  # this month has no usage yet: the page says so
+    OUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUT / "customer-page.png"))
+    assert errors(browser) == []
+
+
+def test_admin_page_shows_the_pipeline(landed, browser):
+    from selenium.webdriver.common.by import By
+
+    _, url, _, _ = landed
+    browser.get(f"{url}/#token={ADMIN}")
+    pipeline = httpx.get(f"{url}/api/pipeline", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).json()
+    accepted = sum(c["n"] for c in pipeline["counts"] if c["what"] == "accepted")
+    text_of(browser, "counts")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda b: "accepted" in b.find_element(By.ID, "counts").text)
+    assert str(accepted) in browser.find_element(By.ID, "counts").text
+    assert "c1" in browser.find_element(By.ID, "alerts").text
+    assert "c1" in browser.find_element(By.ID, "customers").text
+    OUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUT / "admin-page.png"))
+    assert errors(browser) == []

@@ -34,7 +34,13 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     # Without its topic every send would fail one by one; create the pipeline's topics (as `run` does).
     topics.ensure_topics(settings)
     if args.file:
-        report = producer.produce_file(settings, Path(args.file))
+        from tallyflow import progress
+
+        bar, update = progress.counter(args.format, "publishing")
+        try:
+            report = producer.produce_file(settings, Path(args.file), on_progress=update)
+        finally:
+            bar.close()
     else:
         from tallyflow.tools import generator
 
@@ -59,15 +65,23 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow import progress as bars
     from tallyflow.ops import runner
+
+    # A bounded run on a terminal shows the records landed so far (--verbose prints them instead).
+    bar, update = bars.counter("json" if args.verbose or not args.bounded else args.format, "landed", "rows")
 
     def progress(status: str, stats: Any) -> None:
         if args.verbose:
             print(f"job {status}; loaded {dict(stats.rows)}", file=sys.stderr)
+        update(sum(stats.rows.values()), status)
 
-    result = runner.run(
-        settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh, serve=args.serve
-    )
+    try:
+        result = runner.run(
+            settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh, serve=args.serve
+        )
+    finally:
+        bar.close()
     d = result.as_dict()
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
     settled = "".join(f"; finalized {n} invoices of {p} (settlement window passed)" for p, n in d["finalized"].items())
@@ -160,7 +174,19 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.events is None:
         raise UserError("bench needs --events N (throughput) or --latency --rate R --seconds S")
 
-    result = bench.run(settings, args.events, args.customers, parse_duration(args.span, "--span"))
+    from tallyflow import progress
+
+    bar = progress.bar(args.format, "bench", total=4, unit="phases")
+    try:
+        result = bench.run(
+            settings,
+            args.events,
+            args.customers,
+            parse_duration(args.span, "--span"),
+            on_phase=lambda name: (bar.set_description_str(name), bar.update(1)),
+        )
+    finally:
+        bar.close()
     emit(result, args.format, bench.render(result))
     return 0
 

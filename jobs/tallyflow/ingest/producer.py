@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,14 +109,17 @@ def validated_lines(
             print(f"line {n}: {e}", file=errors)
 
 
-def produce_file(settings: Settings, path: Path) -> ProduceReport:
+def produce_file(settings: Settings, path: Path, on_progress: Callable[[int], None] | None = None) -> ProduceReport:
+    """Publishes a JSON-lines file; `on_progress(records read)` every 10,000 records."""
     try:
         handle = sys.stdin if str(path) == "-" else path.open()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     with handle, EventProducer(settings) as p:
-        for record in validated_lines(handle, settings, p.report):
+        for n, record in enumerate(validated_lines(handle, settings, p.report), start=1):
             p.send(record)
+            if on_progress is not None and n % 10_000 == 0:
+                on_progress(n)
     return p.report
 
 

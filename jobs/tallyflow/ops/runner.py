@@ -119,7 +119,7 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
     # balances and entry numbers from the ledger, which must be complete for that.
     loader.drain()
     seeds = balance.seeds_for_start(settings, client, cat) if graph.credit_meters(cat) else None
-    t_env = environment.create_environment()
+    t_env = environment.create_environment(settings)
     try:
         statements = graph.kafka_job(
             t_env,

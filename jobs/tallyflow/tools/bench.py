@@ -68,7 +68,9 @@ def _java_version() -> str:
         return "unknown"
 
 
-def run(settings: Settings, events: int, customers: int, span: timedelta) -> dict:
+def run(settings: Settings, events: int, customers: int, span: timedelta, on_phase=None) -> dict:
+    """`on_phase(name)` as each phase starts (the CLI's progress line)."""
+    phase = on_phase or (lambda name: None)
     if events < 1000:
         raise UserError("--events must be at least 1000 for a meaningful figure")
     store = Path(tempfile.mkdtemp(prefix="tallyflow-bench-", dir=settings.home if settings.home.exists() else None))
@@ -82,6 +84,7 @@ def run(settings: Settings, events: int, customers: int, span: timedelta) -> dic
     )
     try:
         topics.ensure_topics(bench)
+        phase("publishing")
         started = time.monotonic()
         report = producer.produce_records(
             bench, generator.generate(events, customers=customers, period="2026-10", span=span, seed=int(time.time()))
@@ -89,8 +92,11 @@ def run(settings: Settings, events: int, customers: int, span: timedelta) -> dic
         publish_seconds = time.monotonic() - started
         if report.sent != events:
             raise UserError(f"publishing failed: {report.sent} of {events} events sent")
+        phase("baseline (read and discard)")
         base_running, base_total, baseline = _baseline(bench)
+        phase("pipeline")
         result = runner.run(bench, DEMO_CATALOG, bounded=True)
+        phase("done")
         if result.loaded["rows"].get("events", 0) != events:
             raise UserError(f"the pipeline landed {result.loaded['rows'].get('events', 0)} of {events} events")
         pipeline = result.reading_seconds

@@ -149,15 +149,21 @@ class Chaos:
     def faults(self) -> None:
         """Injects every planned fault and proves it fired; a fault that found the run already
         over is tried again on the next run (with the next chunk of input), up to three times."""
+        from tallyflow import progress
+
         plan = self.plan()
         self.rng.shuffle(plan)
+        bar = progress.bar("table", "chaos", total=len(plan), unit="faults")
         for fault in plan:
             for attempt in range(1, 4):
+                bar.set_description_str(f"chaos: {fault} (attempt {attempt})")
                 self._publish_next()
                 outcome = self._inject(fault, attempt)
                 self.report["faults"].append({"fault": fault, "attempt": attempt, **outcome})
                 if outcome["fired"]:
                     break
+            bar.update(1)
+        bar.close()
         self.report["faults_planned"] = len(plan)
         self.report["faults_fired"] = sum(1 for f in self.report["faults"] if f["fired"])
 
