@@ -97,10 +97,7 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
 
     _python_path_for_embedded_workers()
     if settings is not None:
-        # The MiniCluster loads reporters as plugins, from this folder of the PyFlink wheel.
-        import pyflink
-
-        os.environ.setdefault("FLINK_PLUGINS_DIR", str(Path(pyflink.__file__).parent / "plugins"))
+        _reporter_on_the_gateway_classpath()
     env = StreamExecutionEnvironment.get_execution_environment()
     # Into the environment's own configuration: an environment created from a Configuration
     # instead lost the job's checkpoint restore (the chaos test saw windows counted twice).
@@ -111,6 +108,20 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
     t_env.get_config().set("python.executable", sys.executable)
     return t_env
+
+
+def _reporter_on_the_gateway_classpath() -> None:
+    """The local MiniCluster finds reporter factories on its classpath only (its plugin manager
+    is empty: "Available factories: []"). PyFlink's gateway appends HADOOP_CLASSPATH to its
+    classpath, so the wheel's Prometheus reporter jar goes there before the gateway starts. A Flink
+    cluster loads the same jar from its plugins/ folder instead."""
+    import pyflink
+
+    jars = sorted((Path(pyflink.__file__).parent / "plugins" / "metrics-prometheus").glob("*.jar"))
+    current = os.environ.get("HADOOP_CLASSPATH", "")
+    missing = [str(j) for j in jars if str(j) not in current]
+    if missing:
+        os.environ["HADOOP_CLASSPATH"] = os.pathsep.join([*([current] if current else []), *missing])
 
 
 def _python_path_for_embedded_workers() -> None:
