@@ -55,6 +55,7 @@ def test_the_check_covers_the_replaced_tables(clickhouse_client):
         "duplicates",
         "credit_ledger",
         "credit_signals",
+        "usage_signals",
     ],
 )
 def test_a_replay_across_a_month_boundary_collapses(clickhouse_client, table):

@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=15, help="seconds published first and not counted (--latency)")
     p.add_argument("--customers", type=int, default=100, help="synthetic customers (default 100)")
     p.add_argument("--span", default="1d", help="event time the events spread over (default 1d)")
+    p.add_argument(
+        "--concurrent-reads",
+        type=float,
+        default=0,
+        metavar="R",
+        help="another process reads the store R times a second while the pipeline runs (throughput)",
+    )
     _format_arg(p)
     p.set_defaults(func=c.cmd_bench)
 

@@ -184,6 +184,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             args.customers,
             parse_duration(args.span, "--span"),
             on_phase=lambda name: (bar.set_description_str(name), bar.update(1)),
+            concurrent_reads=args.concurrent_reads,
         )
     finally:
         bar.close()

@@ -40,6 +40,9 @@ class Store:
         self._held_elsewhere = False
         self._lock = threading.Lock()
         self._cache: dict[tuple, tuple[float, Any]] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._down = 0.0  # when the store last failed to answer (0: it answers)
+        self._down_reason = ""
         self._catalog: tuple[str, catalog_mod.Catalog] | None = None
         self.ttl = settings.serve_cache.total_seconds()
         self.reads: shared_store.ReadServer | None = None
@@ -73,38 +76,74 @@ class Store:
             self.reads.close()
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._down and time.monotonic() < self._down + 1.0:
+            raise Unavailable(self._down_reason)  # asked again within a second of a failure
         try:
-            return fn(self.client(), *args)
-        except (Unavailable, NotFound):
+            value = fn(self.client(), *args)
+        except (Unavailable, NotFound) as e:
+            if isinstance(e, Unavailable):
+                self._mark_down(str(e))
             raise
         except UserError as e:
             if "does not answer" in str(e) or "stopped answering" in str(e):
-                self._drop()
+                self._mark_down(str(e))
                 raise Unavailable(str(e)) from None
             raise
         except Exception as e:  # a driver error: the store went away
-            self._drop()
-            raise Unavailable(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self._mark_down(reason)
+            raise Unavailable(reason) from None
+        self._down = 0.0
+        return value
 
-    def _drop(self) -> None:
+    def _mark_down(self, reason: str) -> None:
+        self._down, self._down_reason = time.monotonic(), reason
         with self._lock:
             if not self.own:
                 self._client = None
 
     def cached(self, key: tuple, fn: Callable[..., Any], *args: Any) -> Any:
+        """A fresh answer from the cache; else the last answer while one thread refreshes it in the
+        background (so a burst of requests never queues on the store); else computed once, with
+        concurrent askers of the same key waiting for that one computation. While the store is
+        down (a failed query or /readyz), nothing stale is served: 503."""
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
+        if self._down:
+            return self._compute(key, fn, args)  # raises Unavailable while it stays down
+        lock = self._locks.setdefault(key, threading.Lock())
+        if hit is not None:
+            if lock.acquire(blocking=False):
+                threading.Thread(target=self._refresh, args=(key, lock, fn, args), daemon=True).start()
+            return hit[1]
+        with lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]  # another request computed it meanwhile
+            return self._compute(key, fn, args)
+
+    def _compute(self, key: tuple, fn: Callable[..., Any], args: tuple) -> Any:
         value = self._call(fn, *args)
-        self._cache[key] = (now + self.ttl, value)
+        self._cache[key] = (time.monotonic() + self.ttl, value)
         if len(self._cache) > 10_000:  # many customers: drop what has expired
+            now = time.monotonic()
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
         return value
+
+    def _refresh(self, key: tuple, lock: threading.Lock, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._compute(key, fn, args)
+        except Exception:  # the store is down: the next request answers 503
+            self._cache.pop(key, None)
+        finally:
+            lock.release()
 
     # --- what the API asks -------------------------------------------------------------------
 
     def ping(self) -> None:
+        self._down = 0.0  # the readiness probe always asks the store itself
         self._call(lambda c: c.query("SELECT 1").result_rows)
 
     def catalog(self) -> catalog_mod.Catalog:

@@ -96,8 +96,7 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
     from pyflink.table import EnvironmentSettings
 
     _python_path_for_embedded_workers()
-    if settings is not None:
-        _reporter_on_the_gateway_classpath()
+    _reporter_on_the_gateway_classpath()
     env = StreamExecutionEnvironment.get_execution_environment()
     # Into the environment's own configuration: an environment created from a Configuration
     # instead lost the job's checkpoint restore (the chaos test saw windows counted twice).

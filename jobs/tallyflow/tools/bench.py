@@ -11,10 +11,12 @@ afterwards; the broker is the configured one.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -68,8 +70,12 @@ def _java_version() -> str:
         return "unknown"
 
 
-def run(settings: Settings, events: int, customers: int, span: timedelta, on_phase=None) -> dict:
-    """`on_phase(name)` as each phase starts (the CLI's progress line)."""
+def run(
+    settings: Settings, events: int, customers: int, span: timedelta, on_phase=None, concurrent_reads: float = 0
+) -> dict:
+    """`on_phase(name)` as each phase starts (the CLI's progress line). With `concurrent_reads` R,
+    another process reads the store R times a second while the pipeline runs (tools/reader_load.py),
+    so the figure shows what reads from other processes cost the pipeline."""
     phase = on_phase or (lambda name: None)
     if events < 1000:
         raise UserError("--events must be at least 1000 for a meaningful figure")
@@ -95,7 +101,11 @@ def run(settings: Settings, events: int, customers: int, span: timedelta, on_pha
         phase("baseline (read and discard)")
         base_running, base_total, baseline = _baseline(bench)
         phase("pipeline")
-        result = runner.run(bench, DEMO_CATALOG, bounded=True)
+        reader = _reader(bench, concurrent_reads) if concurrent_reads else None
+        try:
+            result = runner.run(bench, DEMO_CATALOG, bounded=True)
+        finally:
+            reads = _stop_reader(reader)
         phase("done")
         if result.loaded["rows"].get("events", 0) != events:
             raise UserError(f"the pipeline landed {result.loaded['rows'].get('events', 0)} of {events} events")
@@ -123,12 +133,32 @@ def run(settings: Settings, events: int, customers: int, span: timedelta, on_pha
                 "rows_landed": result.loaded["rows"],
             },
             "ratio": round(baseline / pipeline, 3),
+            "concurrent_reads": reads,
             "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "java": _java_version()},
         }
     finally:
         shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(checkpoints.root(bench), ignore_errors=True)
         topics.delete_topics(bench)  # a bench writes gigabytes; repeated runs must not fill the broker
+
+
+def _reader(settings: Settings, rate: float) -> subprocess.Popen:
+    env = {**os.environ, "TALLYFLOW_CLICKHOUSE_URL": settings.clickhouse_url, "TALLYFLOW_HOME": str(settings.home)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tallyflow.tools.reader_load", str(rate)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _stop_reader(proc: subprocess.Popen | None) -> dict | None:
+    if proc is None:
+        return None
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    return json.loads(out) if out.strip() else None
 
 
 def render(r: dict) -> str:
@@ -142,6 +172,11 @@ def render(r: dict) -> str:
             f"  pipeline  {r['pipeline']['seconds']:>8} s  {r['pipeline']['events_per_second']:>9} events/s"
             "  (read to last result in ClickHouse)",
             f"  ratio     {r['ratio']:>8}    of the baseline",
+            *(
+                [f"  reads from another process meanwhile: {r['concurrent_reads']}"]
+                if r.get("concurrent_reads")
+                else []
+            ),
             "  (from the first event read to the end; from job RUNNING: baseline "
             f"{r['baseline']['from_running_seconds']} s, pipeline {r['pipeline']['from_running_seconds']} s; with "
             f"planning and submission: {r['baseline']['with_startup_seconds']} s, "
