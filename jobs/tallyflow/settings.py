@@ -117,7 +117,7 @@ class Settings:
     flink_conf: tuple[tuple[str, str], ...] = ()
     # The API's operator token: never printed (repr=False keeps it out of reprs and tracebacks).
     admin_token: str | None = field(default=None, repr=False)
-    serve_cache: timedelta = timedelta(seconds=2)
+    serve_cache: timedelta = timedelta(seconds=5)
     flink_metrics_port: str = "9249-9259"
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
 
@@ -158,7 +158,7 @@ class Settings:
             credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "200ms"), "TALLYFLOW_CREDIT_FLUSH"),
             flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),
             admin_token=_secret("TALLYFLOW_ADMIN_TOKEN"),
-            serve_cache=parse_duration(_env("TALLYFLOW_SERVE_CACHE", "2s"), "TALLYFLOW_SERVE_CACHE"),
+            serve_cache=parse_duration(_env("TALLYFLOW_SERVE_CACHE", "5s"), "TALLYFLOW_SERVE_CACHE"),
             flink_metrics_port=_env("TALLYFLOW_FLINK_METRICS_PORT", "9249-9259"),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):

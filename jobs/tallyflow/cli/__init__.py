@@ -166,14 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "serve", help="serve the JSON API, the usage dashboard and /metrics (binds 127.0.0.1 by default)"
     )
-    p.add_argument("--address", default="127.0.0.1:8900", help="HOST:PORT to listen on (default 127.0.0.1:8900)")
+    p.add_argument("listen", nargs="?", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8900)")
+    p.add_argument("--address", "--serve", dest="address", metavar="HOST:PORT", help="the same, as an option")
+    p.add_argument("--host", help="host to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8900)")
     _format_arg(p)
     p.set_defaults(func=c.cmd_serve)
 
     p = sub.add_parser("token", help="create, list or revoke the API's customer tokens")
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("--customer", help="the customer the new token reads (create)")
-    p.add_argument("--token", help="the token, or its id, to revoke (revoke)")
+    p.add_argument("value", nargs="?", metavar="TOKEN", help="the token, or its id, to revoke (revoke)")
+    p.add_argument("--token", help="the same, as an option")
     _format_arg(p)
     p.set_defaults(func=c.cmd_token)
 

@@ -317,13 +317,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"serving {url} (API docs {url}/docs, dashboard {url}/, metrics {url}/metrics); Ctrl-C stops")
         sys.stdout.flush()
 
-    server.serve_forever(settings, args.address, on_ready=ready)
+    address = args.listen or args.address or "127.0.0.1:8900"
+    if args.host or args.port:
+        host, port = server.parse_address(address)
+        address = f"{args.host or host}:{args.port or port}"
+    server.serve_forever(settings, address, on_ready=ready)
     return 0
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.serve import tokens
 
+    if args.value and args.action != "revoke":
+        raise UserError(f"token {args.action} takes no TOKEN")
     if args.action == "create":
         if not args.customer:
             raise UserError("token create needs --customer C")
@@ -331,9 +337,10 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         emit(made, args.format, made["token"])
         return 0
     if args.action == "revoke":
-        if not args.token:
-            raise UserError("token revoke needs --token TOKEN (or the token's id)")
-        done = tokens.revoke(settings, args.token)
+        token = args.value or args.token
+        if not token:
+            raise UserError("token revoke needs the TOKEN (or the token's id from `tallyflow token list`)")
+        done = tokens.revoke(settings, token)
         emit(done, args.format, f"revoked token {done['id']} of {done['customer']}")
         return 0
     listed = tokens.listing(settings)

@@ -46,6 +46,20 @@ def landed(table: str, rows: int, seconds: float, last_value: bytes | None) -> N
             pass
 
 
+def text() -> str:
+    """This process's loader metrics in the Prometheus text format (what a holder hands to the
+    serve process that reads through it)."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    body = generate_latest(REGISTRY).decode()
+    keep = ("tallyflow_loader_", "tallyflow_credit_ledger_")
+    return "".join(
+        line + "\n"
+        for line in body.splitlines()
+        if line.startswith(keep) or line.startswith(tuple(f"# {w} {k}" for w in ("HELP", "TYPE") for k in keep))
+    )
+
+
 def committed() -> None:
     LAST_COMMIT.set(time.time())
 

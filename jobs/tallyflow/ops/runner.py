@@ -16,8 +16,9 @@ from urllib.parse import urlparse
 from tallyflow.billing import balance, invoice
 from tallyflow.core import catalog as catalog_mod
 from tallyflow.errors import UserError
-from tallyflow.land import catalog_store, clickhouse, shared_store
+from tallyflow.land import catalog_store, clickhouse
 from tallyflow.land.loader import Loader
+from tallyflow.ops.holder import Holder
 from tallyflow.settings import Settings
 from tallyflow.stream import checkpoints, environment, graph, tables
 from tallyflow.wire import topics
@@ -65,26 +66,6 @@ def prepare(settings: Settings, catalog_path: str | Path):
     topics.ensure_topics(settings)
     catalog_store.apply(client, cat, str(catalog_path))
     return cat, client
-
-
-class Holder:
-    """What a process that holds the store offers others while it runs: reads of an embedded store
-    from other processes (land/shared_store.py) and, with `--serve HOST:PORT`, the HTTP server."""
-
-    def __init__(self, settings: Settings, client, serve: str | None = None):
-        embedded = settings.clickhouse_url.startswith("chdb://")
-        self.reads = shared_store.ReadServer(settings, client) if embedded else None
-        self.web = None
-        if serve:
-            from tallyflow.serve import server
-
-            self.web = server.start(settings, serve, client)
-
-    def close(self) -> None:
-        if self.web is not None:
-            self.web.stop()
-        if self.reads is not None:
-            self.reads.close()
 
 
 def run(

@@ -8,6 +8,7 @@ period or date, 404 for an unknown customer, 503 while ClickHouse does not answe
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +53,37 @@ def _day(value: str | None, name: str, default: date) -> date:
         raise ApiError(400, f"{name} '{value}' is not a date (YYYY-MM-DD)") from None
 
 
+def _json(obj: Any) -> Response:
+    """A JSON body as is: the documents are plain dicts of strings (amounts are decimal strings),
+    so no model validation runs per request."""
+    return Response(json.dumps(obj, separators=(",", ":"), default=str).encode(), media_type="application/json")
+
+
+class _Measured:
+    """Request count and latency per route (a plain ASGI middleware: no per-request task)."""
+
+    def __init__(self, app: Any, http: metrics.HttpMetrics):
+        self.app, self.http = app, http
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            self.http.observe(getattr(route, "path", "other"), status["code"], time.perf_counter() - started)
+
+
 def _grant(request: Request) -> tokens.Grant:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -80,13 +112,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     http = metrics.HttpMetrics()
     metrics.register_store(settings, store)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        http.observe(getattr(route, "path", "other"), response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(_Measured, http=http)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, e: ApiError) -> JSONResponse:
@@ -129,9 +155,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             raise ApiError(403, "the pipeline view needs the admin token")
 
     @app.get("/healthz", tags=["service"])
-    def healthz() -> dict:
+    def healthz() -> Response:
         """The process answers (liveness)."""
-        return {"status": "ok"}
+        return _json({"status": "ok"})
 
     @app.get("/readyz", tags=["service"])
     def readyz() -> JSONResponse:
@@ -149,16 +175,16 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         return Response(body, media_type=content_type)
 
     @app.get("/api/customers", tags=["customers"])
-    def customers(g: Grant) -> dict:
+    def customers(g: Grant) -> Response:
         """The customers this token may read, with their subscriptions."""
         every = store.customers()
         visible = every if g.scope == tokens.ADMIN else {k: v for k, v in every.items() if k == g.scope}
-        return {"customers": [{"id": k, "subscriptions": v} for k, v in sorted(visible.items())]}
+        return _json({"customers": [{"id": k, "subscriptions": v} for k, v in sorted(visible.items())]})
 
     @app.get("/api/customers/{customer}/usage", tags=["customers"])
-    def usage(customer: str, g: Grant, period: str | None = None) -> dict:
+    def usage(customer: str, g: Grant, period: str | None = None) -> Response:
         """Per charge: quantity so far, included units, billable, cost so far and projected cost."""
-        return store.usage(customer_of(customer, g), _period(period))
+        return _json(store.usage(customer_of(customer, g), _period(period)))
 
     @app.get("/api/customers/{customer}/usage/daily", tags=["customers"])
     def daily(
@@ -166,7 +192,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         g: Grant,
         start: Annotated[str | None, Query(alias="from")] = None,
         to: str | None = None,
-    ) -> dict:
+    ) -> Response:
         """Usage per UTC day and meter, from..to inclusive (default: the last 90 days), for charts."""
         customer_of(customer, g)
         last = _day(to, "to", datetime.now(UTC).date())
@@ -176,47 +202,47 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         if (last - first).days > 731:
             raise ApiError(400, "at most two years at a time")
         days = store.daily(customer, first.isoformat(), last.isoformat())
-        return {"customer": customer, "from": first.isoformat(), "to": last.isoformat(), "days": days}
+        return _json({"customer": customer, "from": first.isoformat(), "to": last.isoformat(), "days": days})
 
     @app.get("/api/customers/{customer}/balance", tags=["customers"])
-    def balance(customer: str, g: Grant) -> dict:
+    def balance(customer: str, g: Grant) -> Response:
         """Credit grants: granted, consumed, remaining, expiry (as `tallyflow balance`)."""
-        return store.balance(customer_of(customer, g))
+        return _json(store.balance(customer_of(customer, g)))
 
     @app.get("/api/customers/{customer}/invoices", tags=["customers"])
-    def invoices(customer: str, g: Grant) -> dict:
+    def invoices(customer: str, g: Grant) -> Response:
         """The last twelve periods' invoices, draft or finalized."""
-        return {"invoices": store.invoices(customer_of(customer, g))}
+        return _json({"invoices": store.invoices(customer_of(customer, g))})
 
     @app.get("/api/customers/{customer}/invoices/{period}", tags=["customers"])
-    def invoice(customer: str, period: str, g: Grant) -> Any:
+    def invoice(customer: str, period: str, g: Grant) -> Response:
         """The invoice document of `tallyflow invoice --format json`, draft or finalized."""
         doc = store.invoice(customer_of(customer, g), _period(period))
         if doc is None:
             raise ApiError(404, f"customer {customer} has no invoice for {period}")
-        return doc
+        return _json(doc)
 
     @app.get("/api/customers/{customer}/alerts", tags=["customers"])
-    def alerts(customer: str, g: Grant) -> dict:
+    def alerts(customer: str, g: Grant) -> Response:
         """Usage alerts, anomalies and credit alerts of the last 90 days, newest first."""
         since = datetime.now(UTC) - timedelta(days=90)
         found = store.alerts(customer_of(customer, g), since)
         cat = store.catalog()
         thresholds = _thresholds(cat, customer)
-        return {"customer": customer, "alerts": found, "thresholds": thresholds}
+        return _json({"customer": customer, "alerts": found, "thresholds": thresholds})
 
     @app.get("/api/pipeline", tags=["operator"])
-    def pipeline(g: Grant) -> dict:
+    def pipeline(g: Grant) -> Response:
         """The admin view: what landed, the rate, lag, checkpoint, settlement and open alerts."""
         admin(g)
         view = dict(store.pipeline())
-        view.update(metrics.pipeline_extras(settings))
+        view.update(store.cached(("pipeline-extras",), lambda _client: metrics.pipeline_extras(settings)))
         since = datetime.now(UTC) - timedelta(days=40)
         open_alerts: dict[str, int] = {}
         for a in store.alerts("", since):
             open_alerts[a["customer_id"]] = open_alerts.get(a["customer_id"], 0) + 1
         view["customers_with_alerts"] = [{"customer": c, "alerts": n} for c, n in sorted(open_alerts.items())]
-        return view
+        return _json(view)
 
     @app.get("/", include_in_schema=False)
     def admin_page() -> FileResponse:

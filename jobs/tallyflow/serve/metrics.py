@@ -5,6 +5,7 @@ readiness per period. deploy/prometheus/rules.yml turns them into the pipeline's
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,14 @@ class HttpMetrics:
 
 
 def exposition() -> tuple[bytes, str]:
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    """This process's metrics, and the loader's from the process that holds the embedded store when
+    this server reads through it (`run --serve`, or `serve` beside a running `run`)."""
+    body = generate_latest(REGISTRY)
+    inner: Any = getattr(getattr(_collector.store, "_client", None), "inner", None)
+    if hasattr(inner, "metrics"):
+        with contextlib.suppress(Exception):  # the holder is away: its metrics are missing this scrape
+            body += inner.metrics().encode()
+    return body, CONTENT_TYPE_LATEST
 
 
 def lag(settings: Settings) -> dict[str, int]:

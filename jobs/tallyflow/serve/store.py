@@ -10,6 +10,8 @@ dashboard polling every few seconds, or many customers' pages at once, cost a fe
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -45,7 +47,7 @@ class Store:
         self._down_reason = ""
         self._catalog: tuple[str, catalog_mod.Catalog] | None = None
         self.ttl = settings.serve_cache.total_seconds()
-        self.reads: shared_store.ReadServer | None = None
+        self.holder: subprocess.Popen | None = None
 
     def client(self) -> Any:
         with self._lock:
@@ -66,14 +68,23 @@ class Store:
             return self._client
 
     def share(self) -> None:
-        """When this server opened the embedded store itself, other processes read through it."""
-        inner = getattr(self.client(), "inner", None)
-        if self.settings.clickhouse_url.startswith("chdb://") and not isinstance(inner, shared_store.RemoteReads):
-            self.reads = shared_store.ReadServer(self.settings, inner)
+        """On an embedded store no process holds, starts one that holds it (land/shared_store.py
+        `hold`) and reads through it, as every other read command then does: the API never runs a
+        chdb query in its own process (chdb keeps the interpreter lock while a query runs)."""
+        if not self.settings.clickhouse_url.startswith("chdb://") or shared_store.connect(self.settings):
+            return
+        self.holder = subprocess.Popen([sys.executable, "-m", "tallyflow.land.shared_store"])
+        deadline = time.monotonic() + 60
+        while shared_store.connect(self.settings) is None:
+            if self.holder.poll() is not None or time.monotonic() > deadline:
+                raise Unavailable(f"the embedded store {self.settings.clickhouse_url} could not be opened")
+            time.sleep(0.2)  # the holder opens the store and publishes its address; bounded
+        self._held_elsewhere = True
 
     def close(self) -> None:
-        if self.reads is not None:
-            self.reads.close()
+        if self.holder is not None and self.holder.poll() is None:
+            self.holder.terminate()
+            self.holder.wait(timeout=30)
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._down and time.monotonic() < self._down + 1.0:
@@ -107,12 +118,12 @@ class Store:
         background (so a burst of requests never queues on the store); else computed once, with
         concurrent askers of the same key waiting for that one computation. While the store is
         down (a failed query or /readyz), nothing stale is served: 503."""
+        if self._down:
+            return self._compute(key, fn, args)  # raises Unavailable while it stays down
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        if self._down:
-            return self._compute(key, fn, args)  # raises Unavailable while it stays down
         lock = self._locks.setdefault(key, threading.Lock())
         if hit is not None:
             if lock.acquire(blocking=False):
