@@ -84,7 +84,7 @@ class _Measured:
             self.http.observe(getattr(route, "path", "other"), status["code"], time.perf_counter() - started)
 
 
-def _grant(request: Request) -> tokens.Grant:
+async def _grant(request: Request) -> tokens.Grant:  # async: no thread hop per request
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -47,7 +47,16 @@ def _server(settings: Settings, address: str, client: Any = None, store: Any = N
     store = store or Store(settings, client)
     app = create_app(settings, store)
     # Access logs would print every request (and tokens live in headers, never in URLs).
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="uvloop",
+        http="httptools",
+    )
     return uvicorn.Server(config), store, f"http://{host}:{port}"
 
 

@@ -36,18 +36,31 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+_loaded: dict[Path, tuple[tuple[int, int], dict[str, dict]]] = {}
+
+
 def _read(settings: Settings) -> dict[str, dict]:
+    """The store, read again only when the file changed (the API asks on every request)."""
     path = _path(settings)
-    if not path.exists():
-        return {}
     try:
-        return json.loads(path.read_text())
+        st = path.stat()
+    except FileNotFoundError:
+        return {}
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _loaded.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        store = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: not a token store ({e})") from None
+    _loaded[path] = (stamp, store)
+    return store
 
 
 def _write(settings: Settings, store: dict[str, dict]) -> None:
     path = _path(settings)
+    _loaded.pop(path, None)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -61,7 +74,7 @@ def create(settings: Settings, customer: str) -> dict:
         raise UserError("token create needs a --customer")
     token_id = secrets.token_hex(4)
     token = f"tf_{token_id}_{secrets.token_urlsafe(24)}"
-    store = _read(settings)
+    store = dict(_read(settings))
     store[_digest(token)] = {
         "id": token_id,
         "customer": customer,
@@ -73,7 +86,7 @@ def create(settings: Settings, customer: str) -> dict:
 
 
 def revoke(settings: Settings, token_or_id: str) -> dict:
-    store = _read(settings)
+    store = dict(_read(settings))
     wanted = _digest(token_or_id)
     for digest, entry in store.items():
         if digest == wanted or entry["id"] == token_or_id:
