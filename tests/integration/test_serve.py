@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -76,6 +77,24 @@ def events() -> list[dict]:
                     }
                 )
     return out
+
+
+# Publishes N events at R events/s (argv: N R) with the project's producer: live traffic.
+LIVE_TRAFFIC = """
+import json, sys, time
+from tallyflow.ingest.producer import EventProducer, validated_lines
+from tallyflow.settings import Settings
+n, rate = int(sys.argv[1]), float(sys.argv[2])
+settings, start = Settings.from_env(), time.time()
+with EventProducer(settings) as p:
+    for i in range(n):
+        time.sleep(max(0.0, start + i / rate - time.time()))
+        line = json.dumps({"event_id": f"live-{i}", "customer_id": "c1", "event_type": "api_call",
+                           "event_time": "2026-11-20T10:00:00Z", "values": {}, "dimensions": {}})
+        for record in validated_lines([line], settings, p.report):
+            p.send(record)
+sys.exit(0 if p.report.sent == n else 1)
+"""
 
 
 def free_port() -> int:
@@ -262,15 +281,19 @@ def test_reads_while_the_pipeline_runs_and_run_serve(tallyflow, tmp_path):
         assert usage.status_code == 200 and usage.json()["meters"][0]["quantity"]
         # The job's own counters, from Flink's Prometheus reporter on the MiniCluster.
         assert "tallyflow_accepted" in flink_metrics()
-        # The API under load while the pipeline takes more events: 200 requests/s for 10 s.
-        more = tmp_path / "more.jsonl"
-        more.write_text("".join(json.dumps({**e, "event_id": "more-" + e["event_id"]}) + "\n" for e in sent))
-        producing = background(tallyflow, "produce", "--file", str(more))
+        # The API under load while the pipeline takes live traffic (100 events/s): 200 requests/s for 10 s.
+        producing = subprocess.Popen(
+            [sys.executable, "-c", LIVE_TRAFFIC, "1200", "100"], env=tallyflow.env, cwd=REPO_ROOT
+        )
         load = loadtest.run(f"http://127.0.0.1:{port}", "/api/customers/c1/usage", ADMIN, rate=200, seconds=10)
-        producing.wait(timeout=120)
+        assert producing.wait(timeout=120) == 0
         print("load test:", load)
         assert load["statuses"] == {"200": 2000}
         assert load["rate"] >= 190 and load["p99_ms"] < 100, load
+        deadline = time.monotonic() + 120
+        while tallyflow.sql("SELECT count() AS n FROM events FINAL")[0]["n"] < len(sent) + 1200:
+            assert time.monotonic() < deadline, "the live traffic did not land"
+            time.sleep(1)  # the job lands a checkpoint at a time; bounded by the deadline
         assert run.poll() is None
     finally:
         stop(run)

@@ -34,36 +34,10 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_version_and_format_before_the_subcommand(tmp_path):
     v = run("--version")
     assert v.returncode == 0 and v.stdout.startswith("tallyflow ")
-    before = run(
-        "--format",
-        "json",
-        "quote",
-        "--catalog",
-        "deploy/demo/catalog.yaml",
-        "--plan",
-        "starter",
-        "--meter",
-        "api_calls",
-        "--quantity",
-        "1000",
-        "--at",
-        "2026-11-15T00:00:00Z",
-    )
-    after = run(
-        "quote",
-        "--catalog",
-        "deploy/demo/catalog.yaml",
-        "--plan",
-        "starter",
-        "--meter",
-        "api_calls",
-        "--quantity",
-        "1000",
-        "--at",
-        "2026-11-15T00:00:00Z",
-        "--format",
-        "json",
-    )
+    quote = ("quote", "--catalog", "deploy/demo/catalog.yaml", "--plan", "starter", "--meter", "api_calls")
+    quote += ("--quantity", "1000", "--at", "2026-11-15T00:00:00Z")
+    before = run("--format", "json", *quote)
+    after = run(*quote, "--format", "json")
     assert before.returncode == 0 and json.loads(before.stdout) == json.loads(after.stdout)
 
 

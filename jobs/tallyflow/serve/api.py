@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tallyflow.core.periods import period_of
 from tallyflow.errors import UserError
 from tallyflow.serve import metrics, tokens
-from tallyflow.serve.store import NotFound, Store, Unavailable
+from tallyflow.serve.store import NotFound, Store, Unavailable, answer
 from tallyflow.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -155,7 +155,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             raise ApiError(403, "the pipeline view needs the admin token")
 
     @app.get("/healthz", tags=["service"])
-    def healthz() -> Response:
+    async def healthz() -> Response:
         """The process answers (liveness)."""
         return _json({"status": "ok"})
 
@@ -175,59 +175,59 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         return Response(body, media_type=content_type)
 
     @app.get("/api/customers", tags=["customers"])
-    def customers(g: Grant) -> Response:
+    async def customers(g: Grant) -> Response:
         """The customers this token may read, with their subscriptions."""
-        every = store.customers()
+        every = await answer(store.customers)
         visible = every if g.scope == tokens.ADMIN else {k: v for k, v in every.items() if k == g.scope}
         return _json({"customers": [{"id": k, "subscriptions": v} for k, v in sorted(visible.items())]})
 
     @app.get("/api/customers/{customer}/usage", tags=["customers"])
-    def usage(customer: str, g: Grant, period: str | None = None) -> Response:
+    async def usage(customer: str, g: Grant, period: str | None = None) -> Response:
         """Per charge: quantity so far, included units, billable, cost so far and projected cost."""
-        return _json(store.usage(customer_of(customer, g), _period(period)))
+        return _json(await answer(lambda: store.usage(customer_of(customer, g), _period(period))))
 
     @app.get("/api/customers/{customer}/usage/daily", tags=["customers"])
-    def daily(
+    async def daily(
         customer: str,
         g: Grant,
         start: Annotated[str | None, Query(alias="from")] = None,
         to: str | None = None,
     ) -> Response:
         """Usage per UTC day and meter, from..to inclusive (default: the last 90 days), for charts."""
-        customer_of(customer, g)
+        await answer(lambda: customer_of(customer, g))
         last = _day(to, "to", datetime.now(UTC).date())
         first = _day(start, "from", last - timedelta(days=89))
         if first > last:
             raise ApiError(400, f"from {first} is after to {last}")
         if (last - first).days > 731:
             raise ApiError(400, "at most two years at a time")
-        days = store.daily(customer, first.isoformat(), last.isoformat())
+        days = await answer(lambda: store.daily(customer, first.isoformat(), last.isoformat()))
         return _json({"customer": customer, "from": first.isoformat(), "to": last.isoformat(), "days": days})
 
     @app.get("/api/customers/{customer}/balance", tags=["customers"])
-    def balance(customer: str, g: Grant) -> Response:
+    async def balance(customer: str, g: Grant) -> Response:
         """Credit grants: granted, consumed, remaining, expiry (as `tallyflow balance`)."""
-        return _json(store.balance(customer_of(customer, g)))
+        return _json(await answer(lambda: store.balance(customer_of(customer, g))))
 
     @app.get("/api/customers/{customer}/invoices", tags=["customers"])
-    def invoices(customer: str, g: Grant) -> Response:
+    async def invoices(customer: str, g: Grant) -> Response:
         """The last twelve periods' invoices, draft or finalized."""
-        return _json({"invoices": store.invoices(customer_of(customer, g))})
+        return _json({"invoices": await answer(lambda: store.invoices(customer_of(customer, g)))})
 
     @app.get("/api/customers/{customer}/invoices/{period}", tags=["customers"])
-    def invoice(customer: str, period: str, g: Grant) -> Response:
+    async def invoice(customer: str, period: str, g: Grant) -> Response:
         """The invoice document of `tallyflow invoice --format json`, draft or finalized."""
-        doc = store.invoice(customer_of(customer, g), _period(period))
+        doc = await answer(lambda: store.invoice(customer_of(customer, g), _period(period)))
         if doc is None:
             raise ApiError(404, f"customer {customer} has no invoice for {period}")
         return _json(doc)
 
     @app.get("/api/customers/{customer}/alerts", tags=["customers"])
-    def alerts(customer: str, g: Grant) -> Response:
+    async def alerts(customer: str, g: Grant) -> Response:
         """Usage alerts, anomalies and credit alerts of the last 90 days, newest first."""
         since = datetime.now(UTC) - timedelta(days=90)
-        found = store.alerts(customer_of(customer, g), since)
-        cat = store.catalog()
+        found = await answer(lambda: store.alerts(customer_of(customer, g), since))
+        cat = await answer(store.catalog)
         thresholds = _thresholds(cat, customer)
         return _json({"customer": customer, "alerts": found, "thresholds": thresholds})
 

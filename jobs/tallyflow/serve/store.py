@@ -15,8 +15,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from tallyflow.billing import balance, invoice, usage
 from tallyflow.core import catalog as catalog_mod
@@ -24,6 +27,25 @@ from tallyflow.core.periods import iso_utc, month_bounds, period_of
 from tallyflow.errors import UserError
 from tallyflow.land import catalog_store, clickhouse, shared_store
 from tallyflow.settings import Settings
+
+_nonblocking: ContextVar[bool] = ContextVar("tallyflow_nonblocking", default=False)
+
+
+class WouldBlock(Exception):
+    """Raised inside `answer` where a figure is not cached yet: it is computed in a thread instead."""
+
+
+async def answer(fn: Callable[[], Any]) -> Any:
+    """Runs `fn` on the event loop when every figure it needs is cached (most requests: no thread
+    hop, which costs more than the request itself on a small machine), else in a worker thread."""
+    token = _nonblocking.set(True)
+    try:
+        return fn()
+    except WouldBlock:
+        pass
+    finally:
+        _nonblocking.reset(token)
+    return await run_in_threadpool(fn)
 
 
 class Unavailable(Exception):
@@ -119,11 +141,15 @@ class Store:
         concurrent askers of the same key waiting for that one computation. While the store is
         down (a failed query or /readyz), nothing stale is served: 503."""
         if self._down:
+            if _nonblocking.get():
+                raise WouldBlock
             return self._compute(key, fn, args)  # raises Unavailable while it stays down
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
+        if hit is None and _nonblocking.get():
+            raise WouldBlock
         lock = self._locks.setdefault(key, threading.Lock())
         if hit is not None:
             if lock.acquire(blocking=False):
