@@ -33,10 +33,11 @@ class Result(NamedTuple):
     result_rows: list[tuple]
 
 
-def guarded(statement: str) -> str:
+def guarded(statement: str, max_threads: int | None = None) -> str:
     """One read-only SELECT: the query's own settings cannot lift readonly (ClickHouse refuses to
-    change it inside a read-only query)."""
-    return f"SELECT * FROM (\n{statement.strip().rstrip(';')}\n) SETTINGS readonly = 1"
+    change it inside a read-only query). `max_threads` is set before readonly, which forbids it."""
+    threads = f"max_threads = {int(max_threads)}, " if max_threads else ""
+    return f"SELECT * FROM (\n{statement.strip().rstrip(';')}\n) SETTINGS {threads}readonly = 1"
 
 
 def address_file(settings: Settings) -> Path | None:
@@ -76,6 +77,10 @@ class ReadServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: Connection) -> None:
+        # Others' reads yield the CPU to this process's own work (the loader, and the job and the
+        # API beside it): lowest priority for the thread that runs them (Linux: per thread).
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         with conn:
             while True:
                 try:
@@ -87,7 +92,9 @@ class ReadServer:
                         reply: tuple = ("ok", self.metrics() if self.metrics is not None else "")
                     else:
                         sql, parameters = request
-                        result = self.client.query(guarded(sql), parameters=parameters or {})
+                        # One thread per read: the holder's own work (the loader, the job beside
+                        # it) keeps the other cores while others read.
+                        result = self.client.query(guarded(sql, max_threads=1), parameters=parameters or {})
                         reply = ("ok", tuple(result.column_names), [tuple(r) for r in result.result_rows])
                 except Exception as e:  # ClickHouse errors go back as their first line
                     reply = ("error", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)

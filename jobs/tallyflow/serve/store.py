@@ -10,6 +10,8 @@ dashboard polling every few seconds, or many customers' pages at once, cost a fe
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 import threading
@@ -170,6 +172,9 @@ class Store:
         return value
 
     def _refresh(self, key: tuple, lock: threading.Lock, fn: Callable[..., Any], args: tuple) -> None:
+        # A background refresh yields the CPU to the requests being answered meanwhile.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         try:
             self._compute(key, fn, args)
         except Exception:  # the store is down: the next request answers 503
