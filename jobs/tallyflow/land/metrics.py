@@ -30,7 +30,14 @@ LEDGER_LAG = Histogram(
 )
 
 
+# When this process's loader last inserted (monotonic clock): reads from other processes give way
+# to a loader at work (land/shared_store.py).
+last_insert = 0.0
+
+
 def landed(table: str, rows: int, seconds: float, last_value: bytes | None) -> None:
+    global last_insert
+    last_insert = time.monotonic()
     ROWS.labels(table).inc(rows)
     BATCHES.labels(table).inc()
     BATCH_ROWS.observe(rows)

@@ -8,6 +8,11 @@ send their queries there instead of opening the store. Each query runs as
 session setting would also make the holder's loader read-only), and a text that is not one SELECT
 does not parse inside the parentheses. The holder's loader and these reads share chdb's own lock,
 so a read waits for a batch insert to end and the reverse; none is lost.
+
+While the holder's loader is at work (it inserted in the last 2 s), other processes' reads get at
+most READ_SHARE of the store's time: after a read that took d seconds the next one waits
+d x (1 / READ_SHARE - 1). So reads cannot slow the pipeline by more than that share, however
+many arrive; they wait instead. With the loader idle, reads run at once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from multiprocessing.connection import Client as _connect
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
@@ -24,6 +30,9 @@ from typing import Any, NamedTuple
 
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
+
+READ_SHARE = 0.04  # of the store's time, while the loader works
+BUSY_SECONDS = 2.0
 
 
 class Result(NamedTuple):
@@ -59,6 +68,8 @@ class ReadServer:
         self.listener = Listener(("127.0.0.1", 0), authkey=self.key)
         self.closed = False
         self.served = 0
+        self._turn = threading.Lock()  # one read at a time, within the budget
+        self._next_read = 0.0
         if self.path is not None:
             tmp = self.path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -92,10 +103,7 @@ class ReadServer:
                         reply: tuple = ("ok", self.metrics() if self.metrics is not None else "")
                     else:
                         sql, parameters = request
-                        # One thread per read: the holder's own work (the loader, the job beside
-                        # it) keeps the other cores while others read.
-                        result = self.client.query(guarded(sql, max_threads=1), parameters=parameters or {})
-                        reply = ("ok", tuple(result.column_names), [tuple(r) for r in result.result_rows])
+                        reply = self._read(sql, parameters)
                 except Exception as e:  # ClickHouse errors go back as their first line
                     reply = ("error", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
                 self.served += 1
@@ -103,6 +111,21 @@ class ReadServer:
                     conn.send(reply)
                 except OSError:
                     return
+
+    def _read(self, sql: str, parameters: dict) -> tuple:
+        from tallyflow.land import metrics
+
+        with self._turn:
+            busy = lambda: time.monotonic() - metrics.last_insert < BUSY_SECONDS  # noqa: E731
+            while busy() and time.monotonic() < self._next_read:
+                time.sleep(min(0.1, self._next_read - time.monotonic()))  # the loader's turn
+            started = time.monotonic()
+            # One thread per read: the holder's own work (the loader, the job beside it) keeps the
+            # other cores while others read.
+            result = self.client.query(guarded(sql, max_threads=1), parameters=parameters or {})
+            took = time.monotonic() - started
+            self._next_read = time.monotonic() + took * (1 / READ_SHARE - 1) if busy() else 0.0
+        return ("ok", tuple(result.column_names), [tuple(r) for r in result.result_rows])
 
     def close(self) -> None:
         self.closed = True
