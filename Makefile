@@ -64,11 +64,14 @@ demo: setup
 	$(TALLYFLOW) run --catalog deploy/demo/catalog.yaml --bounded
 	$(TALLYFLOW) invoice --period $(PERIOD)
 	@test -s $(DEMO_TOKEN_FILE) || $(PY) -c 'import secrets; print(secrets.token_urlsafe(24))' > $(DEMO_TOKEN_FILE)
-	@echo
-	@echo "The dashboard: run 'make serve', then open"
-	@echo "  http://$(SERVE_ADDRESS)/customers/cust_001#token=$$($(TALLYFLOW) token create --customer cust_001)  (customer cust_001)"
-	@echo "  http://$(SERVE_ADDRESS)/#token=$$(cat $(DEMO_TOKEN_FILE))  (the operator's view)"
-	@echo "  API docs: http://$(SERVE_ADDRESS)/docs   metrics: http://$(SERVE_ADDRESS)/metrics"
+	@TOKEN=$$($(TALLYFLOW) token create --customer cust_001); \
+	echo; \
+	echo "Serve the demo's store with:  make serve"; \
+	echo "then open the dashboard:"; \
+	echo "  http://$(SERVE_ADDRESS)/customers/cust_001#token=$$TOKEN   (customer cust_001)"; \
+	echo "  http://$(SERVE_ADDRESS)/#token=$$(cat $(DEMO_TOKEN_FILE))   (the operator's view)"; \
+	echo "cust_001's API token: $$TOKEN   (curl -H 'Authorization: Bearer $$TOKEN' http://$(SERVE_ADDRESS)/api/customers/cust_001/usage)"; \
+	echo "API docs: http://$(SERVE_ADDRESS)/docs   metrics: http://$(SERVE_ADDRESS)/metrics"
 
 # Serves the demo's store: the API, the dashboard and /metrics (Ctrl-C stops).
 serve: setup
