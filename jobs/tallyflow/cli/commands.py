@@ -105,7 +105,14 @@ def cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.land import clickhouse
 
     writes = args.finalize_due or args.finalize
-    client = clickhouse.ready(settings) if writes else clickhouse.reader(settings)
+    if writes:
+        client = clickhouse.ready(settings)
+    elif args.catalog:
+        # Shadow pricing hands the candidate catalog to its query as `format()` table functions,
+        # which a read-only query may not call: its own connection, no migration (the SQL is ours).
+        client = clickhouse.shadow_reader(settings)
+    else:
+        client = clickhouse.reader(settings)
     if args.finalize_due:
         if args.period or args.customer or args.finalize or args.catalog:
             raise UserError(

@@ -144,6 +144,19 @@ def reader(settings: Settings) -> Client:
     return cast(Client, ReadOnly(client, settings.clickhouse_url))
 
 
+def shadow_reader(settings: Settings) -> Client:
+    """The connection shadow pricing queries through: this process's own (no DDL is run), since
+    its query reads the candidate catalog from `format()` table functions, which the read-only
+    guard refuses. While another process holds the embedded store it cannot open it: one line."""
+    if shared_store.connect(settings) is not None:
+        raise UserError(
+            "shadow pricing (`invoice --catalog`) needs the embedded store to itself: stop the running "
+            "`tallyflow run` (or `serve`) first, or use a ClickHouse server"
+        )
+    reader(settings)  # the tables exist, or one line saying they do not
+    return connect(settings)
+
+
 def probe(settings: Settings) -> dict:
     try:
         version = connect(settings).server_version
