@@ -183,31 +183,3 @@ def connect(settings: Settings) -> RemoteReads | None:
     except Exception:  # multiprocessing.AuthenticationError: not this holder's key
         return None
     return RemoteReads(conn, int(info.get("pid", 0)))
-
-
-def hold(settings: Settings) -> None:
-    """Holds the embedded store and answers reads until SIGTERM (`python -m tallyflow.land.shared_store`):
-    the process `tallyflow serve` starts on a store no job holds. chdb keeps the interpreter lock
-    while a query runs, so the API must never run one in its own process: it would stall every
-    request for the length of the query (measured: p99 over a second at 200 requests/s)."""
-    import signal
-
-    from tallyflow.land import clickhouse
-
-    parent = os.getppid()
-    client = clickhouse.connect(settings)
-    server = ReadServer(settings, client)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(1.0):
-            if os.getppid() != parent:  # the server that started it is gone (even by kill -9)
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-
-
-if __name__ == "__main__":
-    hold(Settings.from_env())

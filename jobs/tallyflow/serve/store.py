@@ -92,12 +92,12 @@ class Store:
             return self._client
 
     def share(self) -> None:
-        """On an embedded store no process holds, starts one that holds it (land/shared_store.py
-        `hold`) and reads through it, as every other read command then does: the API never runs a
-        chdb query in its own process (chdb keeps the interpreter lock while a query runs)."""
+        """On an embedded store no process holds, starts one that holds it (land/hold.py) and
+        reads through it, as every other read command then does: the API never runs a chdb query
+        in its own process (chdb keeps the interpreter lock while a query runs)."""
         if not self.settings.clickhouse_url.startswith("chdb://") or shared_store.connect(self.settings):
             return
-        self.holder = subprocess.Popen([sys.executable, "-m", "tallyflow.land.shared_store"])
+        self.holder = subprocess.Popen([sys.executable, "-m", "tallyflow.land.hold"])
         deadline = time.monotonic() + 60
         while shared_store.connect(self.settings) is None:
             if self.holder.poll() is not None or time.monotonic() > deadline:
