@@ -104,7 +104,11 @@ class ReadOnly:
 
     def query(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> Any:
         # Reads need none of the insert settings; a read-only query may not change settings anyway.
-        return self.inner.query(shared_store.guarded(_strip_comments(sql)), parameters=parameters or {})
+        # The holder guards what it is sent itself (and never trusts a client to have done it).
+        statement = _strip_comments(sql)
+        if not isinstance(self.inner, shared_store.RemoteReads):
+            statement = shared_store.guarded(statement)
+        return self.inner.query(statement, parameters=parameters or {})
 
     def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         raise UserError("refused: a read command does not write (only run, load and catalog apply do)")
@@ -277,7 +281,7 @@ def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
     remote = isinstance(inner, shared_store.RemoteReads)
     try:
         if remote:
-            result = inner.query(shared_store.guarded(statement))
+            result = inner.query(statement)  # the holder runs it as one guarded SELECT
         else:
             with contextlib.suppress(Exception):  # a server user may already be read-only: then it is
                 inner.command("SET readonly = 1")
