@@ -87,6 +87,15 @@ def _secret(name: str) -> str | None:
         raise UserError(f"{name}_FILE: cannot read {path}: {e.strerror}") from None
 
 
+def _kafka_properties(home: Path) -> Path | None:
+    """TALLYFLOW_KAFKA_PROPERTIES, else the file `stack up --security` wrote for the local broker."""
+    named = os.environ.get("TALLYFLOW_KAFKA_PROPERTIES", "").strip()
+    if named:
+        return Path(named).expanduser().resolve()
+    written = home / "kafka" / "client.properties"
+    return written if not os.environ.get("TALLYFLOW_KAFKA_BOOTSTRAP") and written.is_file() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -119,6 +128,12 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     serve_cache: timedelta = timedelta(seconds=5)
     flink_metrics_port: str = "9249-9259"
+    # A Flink cluster's REST URL: the job is submitted there instead of the local MiniCluster.
+    flink_cluster: str | None = None
+    flink_port: int = 8081  # `tallyflow cluster up`: the local cluster's REST port
+    flink_taskmanagers: int = 2  # `tallyflow cluster up`: TaskManager processes (one survives a kill)
+    # A Kafka client properties file (Java or librdkafka keys): security, SASL, TLS for every client.
+    kafka_properties: Path | None = None
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
 
     @classmethod
@@ -160,6 +175,10 @@ class Settings:
             admin_token=_secret("TALLYFLOW_ADMIN_TOKEN"),
             serve_cache=parse_duration(_env("TALLYFLOW_SERVE_CACHE", "5s"), "TALLYFLOW_SERVE_CACHE"),
             flink_metrics_port=_env("TALLYFLOW_FLINK_METRICS_PORT", "9249-9259"),
+            flink_cluster=os.environ.get("TALLYFLOW_FLINK_CLUSTER", "").strip().rstrip("/") or None,
+            flink_port=_int("TALLYFLOW_FLINK_PORT", 8081),
+            flink_taskmanagers=_int("TALLYFLOW_FLINK_TASKMANAGERS", 2),
+            kafka_properties=_kafka_properties(home),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(

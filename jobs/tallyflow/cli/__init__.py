@@ -33,8 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stack", help="start, stop or inspect the local Kafka broker (KRaft)")
     p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument(
+        "--security",
+        choices=["plaintext", "sasl_ssl"],
+        help="up: the broker's only listener; sasl_ssl makes a CA and certificate with keytool, "
+        "SCRAM-SHA-512 users, and $TALLYFLOW_HOME/kafka/client.properties (default plaintext)",
+    )
     _format_arg(p)
     p.set_defaults(func=c.cmd_stack)
+
+    p = sub.add_parser("cluster", help="start, stop or inspect a local Flink session cluster (PyFlink's distribution)")
+    p.add_argument("action", choices=["up", "down", "status"])
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_cluster)
+
+    p = sub.add_parser("topics", help="create or list the pipeline's Kafka topics (on any cluster)")
+    p.add_argument("action", choices=["create", "list"])
+    _format_arg(p)
+    p.set_defaults(func=c.cmd_topics)
 
     p = sub.add_parser("produce", help="publish usage events (JSON lines, or synthetic)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -65,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--serve",
         metavar="HOST:PORT",
         help="also serve the API, dashboard and /metrics from this process (e.g. 127.0.0.1:8900)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="URL",
+        help="submit the job to this Flink cluster's REST API (TALLYFLOW_FLINK_CLUSTER) instead of a local MiniCluster",
     )
     _format_arg(p)
     p.set_defaults(func=c.cmd_run)

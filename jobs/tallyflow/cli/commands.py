@@ -22,8 +22,30 @@ RECONCILE_DISCREPANCY = 3
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.ops import stack
 
-    result = {"up": stack.up, "down": stack.down, "status": stack.status}[args.action](settings)
+    if args.security and args.action != "up":
+        raise UserError("--security applies to `stack up` only")
+    if args.action == "up":
+        result = stack.up(settings, security=args.security)
+    else:
+        result = {"down": stack.down, "status": stack.status}[args.action](settings)
     emit(result, args.format)
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.ops import cluster
+
+    emit({"up": cluster.up, "down": cluster.down, "status": cluster.status}[args.action](settings), args.format)
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from tallyflow.wire import topics
+
+    if args.action == "create":
+        emit({"bootstrap": settings.bootstrap, "created": topics.ensure_topics(settings)}, args.format)
+    else:
+        emit({"bootstrap": settings.bootstrap, "topics": topics.existing(settings)}, args.format)
     return 0
 
 
@@ -31,8 +53,9 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.ingest import producer
     from tallyflow.wire import topics
 
-    # Without its topic every send would fail one by one; create the pipeline's topics (as `run` does).
-    topics.ensure_topics(settings)
+    # Without its topic every send would fail one by one. Creating topics is `stack up`'s and
+    # `topics create`'s job: a producer's credentials need no CreateTopics ACL.
+    topics.require(settings, topics.EVENTS)
     if args.file:
         from tallyflow import progress
 
@@ -76,6 +99,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"job {status}; loaded {dict(stats.rows)}", file=sys.stderr)
         update(sum(stats.rows.values()), status)
 
+    if args.cluster:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, flink_cluster=args.cluster.rstrip("/"))
     try:
         result = runner.run(
             settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh, serve=args.serve
@@ -86,7 +113,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
     settled = "".join(f"; finalized {n} invoices of {p} (settlement window passed)" for p, n in d["finalized"].items())
     emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}{settled}")
-    return 0 if result.status in ("FINISHED", "CANCELED") else 1
+    return 0 if result.status in ("FINISHED", "CANCELED", "STOPPED") else 1
 
 
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:

@@ -126,7 +126,7 @@ def _store(settings: Settings) -> str:
     return clickhouse.redacted(settings.clickhouse_url)
 
 
-def up(settings: Settings, wait_seconds: float = 60.0) -> dict:
+def up(settings: Settings, wait_seconds: float = 60.0, security: str | None = None) -> dict:
     if not settings.uses_local_stack:
         created = topics.ensure_topics(settings)
         return {

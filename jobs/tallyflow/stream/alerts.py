@@ -9,17 +9,7 @@ from decimal import Decimal
 from tallyflow.core import alerts
 from tallyflow.core.catalog import Catalog
 from tallyflow.core.rating import Rater
-from tallyflow.stream.rating import _ts
-
-
-def _state(runtime_context, name: str, days: int):
-    from pyflink.common import Types
-    from pyflink.common.time import Time
-    from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
-
-    descriptor = ValueStateDescriptor(name, Types.STRING())
-    descriptor.enable_time_to_live(StateTtlConfig.new_builder(Time.days(days)).build())
-    return runtime_context.get_state(descriptor)
+from tallyflow.stream.rating import _ts, ttl_state
 
 
 def usage_alerts(catalog: Catalog):
@@ -30,7 +20,7 @@ def usage_alerts(catalog: Catalog):
     class UsageAlerts(KeyedProcessFunction):
         def open(self, runtime_context) -> None:
             # Spend so far and what fired, per period: kept two months past the customer's last record.
-            self.fired = _state(runtime_context, "usage-alerts", 62)
+            self.fired = ttl_state(runtime_context, "usage-alerts", 62)
 
         def process_element(self, r, ctx):
             state = json.loads(self.fired.value() or "{}")
@@ -54,7 +44,7 @@ def spikes(catalog: Catalog):
 
     class Spikes(KeyedProcessFunction):
         def open(self, runtime_context) -> None:
-            self.series = _state(runtime_context, "usage-series", days + 1)
+            self.series = ttl_state(runtime_context, "usage-series", days + 1)
 
         def process_element(self, w, ctx):
             start = _ts(w.window_start)

@@ -8,9 +8,11 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pyflink.table import StreamTableEnvironment, TableEnvironment
 
+from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings
 from tallyflow.stream import checkpoints
 
@@ -39,7 +41,6 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         "python.execution-mode": "thread",
         "execution.checkpointing.interval": f"{int(settings.checkpoint_interval.total_seconds() * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.dir": options.checkpoint_dir or checkpoints.root(settings).as_uri(),
         # Kept when the job is cancelled (or its process killed), so the next run can restore it.
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "restart-strategy.type": "fixed-delay",
@@ -61,6 +62,10 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         "pipeline.object-reuse": "true",
     }.items():
         conf.set(key, value)
+    # On a cluster, its own config.yaml says where checkpoints go (a Kubernetes last-state upgrade
+    # finds them there); the job names a directory only for the local MiniCluster, or when asked.
+    if options.checkpoint_dir or not settings.flink_cluster:
+        conf.set("execution.checkpointing.dir", options.checkpoint_dir or checkpoints.root(settings).as_uri())
     if options.resume_from:
         conf.set("execution.state-recovery.path", options.resume_from)
     for key, value in settings.flink_conf:
@@ -89,6 +94,25 @@ def metrics_options(settings: Settings) -> dict[str, str]:
     }
 
 
+def remote_options(url: str) -> dict[str, str]:
+    """Submit to the session cluster whose REST API is at `url` (Flink's remote executor: the job
+    graph and its jars go up through that API) instead of starting a MiniCluster."""
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    if not parsed.hostname:
+        raise UserError(f"TALLYFLOW_FLINK_CLUSTER / --cluster: '{url}' is not a URL like http://HOST:8081")
+    return {
+        "execution.target": "remote",
+        "rest.address": parsed.hostname,
+        "rest.port": str(parsed.port or (443 if parsed.scheme == "https" else 8081)),
+        "rest.ssl.enabled": str(parsed.scheme == "https").lower(),
+        # A cluster that does not answer fails the submission in seconds, not after minutes.
+        "rest.retry.max-attempts": "2",
+        "rest.retry.delay": "500 ms",
+        "rest.connection-timeout": "5 s",
+        "client.timeout": "30 s",
+    }
+
+
 def create_environment(settings: Settings | None = None) -> StreamTableEnvironment:
     """A streaming table environment on the local MiniCluster (or the cluster `flink run` gives);
     with settings, the MiniCluster also reports its metrics to Prometheus."""
@@ -102,6 +126,8 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
     # instead lost the job's checkpoint restore (the chaos test saw windows counted twice).
     j_conf = env._j_stream_execution_environment.getConfiguration()
     options = {**ENVIRONMENT_OPTIONS, **(metrics_options(settings) if settings is not None else {})}
+    if settings is not None and settings.flink_cluster:
+        options = remote_options(settings.flink_cluster)
     for key, value in options.items():
         j_conf.setString(key, value)
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())

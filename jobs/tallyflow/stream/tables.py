@@ -73,11 +73,7 @@ def kafka_sources(t_env: StreamTableEnvironment, settings: Settings, catalog: Ca
     source's computed columns call)."""
     t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS TF_DECODE AS '{UDF_CLASS}' LANGUAGE JAVA")
     sources = Sources()
-    t_env.execute_sql(
-        _events_source(
-            settings, options, sources.events, decoder_config(settings, write_customers_file(settings, catalog))
-        )
-    )
+    t_env.execute_sql(_events_source(settings, options, sources.events, decoder_config(settings, catalog)))
     t_env.execute_sql(f"""CREATE TEMPORARY TABLE {sources.grants} (
         k BYTES, v BYTES,
         kafka_partition INT METADATA FROM 'partition' VIRTUAL,
@@ -124,26 +120,20 @@ def kafka_sinks(t_env: StreamTableEnvironment, settings: Settings) -> Sinks:
     return sinks
 
 
-def decoder_config(settings: Settings, customers_file: str | None) -> str:
-    """The settings literal TF_DECODE takes as its second argument."""
+def decoder_config(settings: Settings, catalog: Catalog | None = None) -> str:
+    """The settings literal TF_DECODE takes as its second argument. With
+    TALLYFLOW_REQUIRE_KNOWN_CUSTOMER the catalog's customers travel inside it, so a TaskManager
+    on another machine checks against what the submitting client loaded."""
     conf = {
         "max_future_ms": str(int(settings.max_future.total_seconds() * 1000)),
         "max_quantity": str(settings.max_quantity),
         "max_record_bytes": str(settings.max_record_bytes),
         "registry": settings.schema_registry_url or "",
-        "customers_file": customers_file or "",
     }
-    return "&".join(f"{k}={quote(v, safe='')}" for k, v in conf.items() if v)
-
-
-def write_customers_file(settings: Settings, catalog: Catalog) -> str | None:
-    """The customer registry the decoder checks against, when TALLYFLOW_REQUIRE_KNOWN_CUSTOMER is on."""
-    if not settings.require_known_customer:
-        return None
-    path = settings.home / "customers" / f"{catalog.digest}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{c}\n" for c in catalog.customers))
-    return path.resolve().as_uri()
+    pairs = [f"{k}={quote(v, safe='')}" for k, v in conf.items() if v]
+    if settings.require_known_customer and catalog is not None:
+        pairs.append("customers=" + quote("".join(f"{c}\n" for c in catalog.customers), safe=""))
+    return "&".join(pairs)
 
 
 def _kafka_common(settings: Settings, topic: str) -> str:

@@ -52,6 +52,24 @@ def broker_answers(settings: Settings, timeout: float = 3.0) -> bool:
         return False
 
 
+def existing(settings: Settings) -> list[str]:
+    """The pipeline's topics the cluster has."""
+    try:
+        names = set(admin(settings).list_topics(timeout=10).topics)
+    except KafkaException as e:
+        raise UserError(f"Kafka at {settings.bootstrap} does not answer: {e.args[0]}") from None
+    return sorted(settings.topic(t) for t in ALL if settings.topic(t) in names)
+
+
+def require(settings: Settings, name: str) -> None:
+    """A one-line error unless the topic exists (a producer never creates topics)."""
+    if settings.topic(name) not in existing(settings):
+        raise UserError(
+            f"topic {settings.topic(name)} does not exist on {settings.bootstrap}; "
+            "create the topics with `tallyflow stack up` or `tallyflow topics create`"
+        )
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Creates the missing topics; returns the names created."""
     client = admin(settings)

@@ -1,8 +1,6 @@
 package io.tallyflow.decode;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.net.URI;
 import java.io.UncheckedIOException;
 import java.math.BigDecimal;
 import java.math.BigInteger;
@@ -85,14 +83,13 @@ public class DecodeUsageEvent extends ScalarFunction {
         maxFutureMs = Long.parseLong(conf.getOrDefault("max_future_ms", "86400000"));
         maxQuantity = new BigDecimal(conf.getOrDefault("max_quantity", "1000000000000"));
         maxRecordBytes = Integer.parseInt(conf.getOrDefault("max_record_bytes", "65536"));
-        String customers = conf.getOrDefault("customers_file", "");
+        // The registry travels inside the literal (one id per line), so a TaskManager on another
+        // machine checks against the list the submitting client loaded from the catalog.
+        String customers = conf.getOrDefault("customers", "");
         knownCustomers = null;
-        if (!customers.isBlank()) {
-            try (InputStream in = URI.create(customers).toURL().openStream()) {
-                knownCustomers = new HashSet<>(Arrays.asList(
-                        new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\\R")));
-                knownCustomers.remove("");
-            }
+        if (conf.containsKey("customers")) {
+            knownCustomers = new HashSet<>(Arrays.asList(customers.split("\\R")));
+            knownCustomers.remove("");
         }
         configured = config;
     }
@@ -103,7 +100,7 @@ public class DecodeUsageEvent extends ScalarFunction {
             try {
                 configure(config);
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot load the customer registry", e);
+                throw new UncheckedIOException("cannot load the bundled schema catalog", e);
             }
         }
         if (value != null && lastInput != null && Arrays.equals(value, lastInput)) {

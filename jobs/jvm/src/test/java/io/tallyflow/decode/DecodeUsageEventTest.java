@@ -135,9 +135,8 @@ class DecodeUsageEventTest {
     }
 
     @Test
-    void unknownCustomersAreRejectedWithARegistry(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
-        Path customers = Files.writeString(dir.resolve("customers.txt"), "c\nknown\n");
-        String conf = CONF + "&customers_file=" + URLEncoder.encode(customers.toUri().toString(), StandardCharsets.UTF_8);
+    void unknownCustomersAreRejectedWithARegistry() throws IOException {
+        String conf = CONF + "&customers=" + URLEncoder.encode("c\nknown\n", StandardCharsets.UTF_8);
         DecodeUsageEvent f = new DecodeUsageEvent();
         JsonNode event = JSON.readTree(
                 "{\"event_id\":\"e\",\"customer_id\":\"stranger\",\"event_type\":\"t\",\"event_time\":\"2026-10-05T10:00:00Z\"}");
