@@ -151,11 +151,21 @@ def _recorded(cp: ClusterPaths, name: str) -> int | None:
     return pid if ours and any(k in cmdline for k in kind) else None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
 def _start(settings: Settings, cp: ClusterPaths, name: str) -> int:
     script = "jobmanager.sh" if name == "jobmanager" else "taskmanager.sh"
     with open(cp.log / f"{name}.out", "ab") as out:
         proc = subprocess.Popen(
-            ["bash", str(distribution() / "bin" / script), "start-foreground"],
+            # A TaskManager's resource id is its name, so the REST API's taskmanager ids say which process runs what.
+            ["bash", str(distribution() / "bin" / script), "start-foreground"]
+            + ([] if name == "jobmanager" else ["-D", f"taskmanager.resource-id={name}"]),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -165,6 +175,33 @@ def _start(settings: Settings, cp: ClusterPaths, name: str) -> int:
         )
     cp.pid(name).write_text(str(proc.pid))  # the script execs java: the pid is the JVM's
     return proc.pid
+
+
+def taskmanagers_of(url: str, job_id: str) -> set[str]:
+    """The TaskManagers (by resource id: taskmanager-N here) running the job's tasks."""
+    found = set()
+    for vertex in rest(url, f"/jobs/{job_id}").get("vertices", []):
+        for tm in rest(url, f"/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers").get("taskmanagers", []):
+            if tm.get("status") in ("RUNNING", "DEPLOYING", "INITIALIZING"):
+                found.add(tm["taskmanager-id"])
+    return found
+
+
+def kill(settings: Settings, name: str) -> int | None:
+    """SIGKILL of one of this cluster's processes (chaos and the TaskManager-loss test)."""
+    pid = _recorded(paths(settings), name)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def running_jobs(url: str, name: str) -> list[str]:
+    """The ids of the cluster's jobs named `name` that are not over."""
+    jobs = rest(url, "/jobs/overview").get("jobs", [])
+    return [j["jid"] for j in jobs if j.get("name") == name and j.get("state") not in _ENDED]
+
+
+_ENDED = ("FINISHED", "CANCELED", "FAILED")
 
 
 def names(settings: Settings) -> list[str]:
@@ -203,14 +240,14 @@ def up(settings: Settings, wait_seconds: float = 90.0) -> dict:
         )
     _write_conf(settings, cp)
     started = [name for name in names(settings) if _recorded(cp, name) is None]
-    for name in started:
-        _start(settings, cp, name)
+    children = {name: _start(settings, cp, name) for name in started}
     deadline = time.monotonic() + wait_seconds
     while True:
         info = overview(url)
         if info is not None and info.get("taskmanagers", 0) >= settings.flink_taskmanagers:
             break
-        dead = [n for n in names(settings) if _recorded(cp, n) is None]
+        # Our own children by pid (their /proc entries flicker while the scripts exec the JVM).
+        dead = [n for n, pid in children.items() if not _alive(pid)]
         if dead:
             raise UserError(f"the Flink {dead[0]} exited during start-up; see {cp.log}")
         if time.monotonic() > deadline:

@@ -13,14 +13,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 from tallyflow.billing import balance, invoice
 from tallyflow.core import catalog as catalog_mod
 from tallyflow.errors import UserError
 from tallyflow.land import catalog_store, clickhouse
 from tallyflow.land.loader import Loader
-from tallyflow.ops import cluster
+from tallyflow.ops import jobs
 from tallyflow.ops.holder import Holder
 from tallyflow.settings import Settings
 from tallyflow.stream import checkpoints, environment, graph, tables
@@ -51,41 +50,17 @@ class RunResult:
         }
 
 
-def _root_cause(exc: BaseException) -> str:
-    text = str(exc)
-    causes = [line.strip() for line in text.splitlines() if "Caused by:" in line]
-    cause = (causes[-1] if causes else text.strip().splitlines()[0] if text.strip() else type(exc).__name__)[:500]
-    if "Cannot map checkpoint/savepoint state" in text:  # the job's operators changed since the snapshot
-        cause += " (the job's plan changed since its state was saved; `tallyflow run --fresh` starts without it)"
-    return cause
-
-
 def prepare(settings: Settings, catalog_path: str | Path):
     """Everything that can fail fast, before any JVM starts: catalog, ClickHouse, Kafka."""
     cat = catalog_mod.load(catalog_path)
     if settings.flink_cluster:
-        check_cluster(settings)
+        jobs.check_cluster(settings)
     client = clickhouse.ready(settings)
     if not topics.broker_answers(settings, timeout=5.0):
         raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
     topics.ensure_topics(settings)
     catalog_store.apply(client, cat, str(catalog_path))
     return cat, client
-
-
-def check_cluster(settings: Settings) -> dict:
-    """The cluster answers and has a free slot for every parallel instance, or a one-line error
-    (a job submitted without slots would wait minutes for the slot request to time out)."""
-    url = settings.flink_cluster or ""
-    info = cluster.overview(url, timeout=5.0)
-    if info is None:
-        raise UserError(f"the Flink cluster at {url} does not answer; start one with `tallyflow cluster up`")
-    if info.get("slots-available", 0) < settings.parallelism:
-        raise UserError(
-            f"the Flink cluster at {url} has {info.get('slots-available', 0)} free task slots of "
-            f"{info.get('slots-total', 0)}; the job needs {settings.parallelism} (is another job running?)"
-        )
-    return info
 
 
 def run(
@@ -126,11 +101,15 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
             t_env,
             settings,
             cat,
-            environment.JobOptions(credit_seeds=seeds, resume_from=restore.resolve().as_uri() if restore else None),
+            environment.JobOptions(
+                name=jobs.job_name(settings),
+                credit_seeds=seeds,
+                resume_from=restore.resolve().as_uri() if restore else None,
+            ),
         )
     except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
         loader.close()
-        raise UserError(f"the job could not be built: {_root_cause(e)}") from None
+        raise UserError(f"the job could not be built: {jobs.root_cause(e)}") from None
     stop = {"requested": False}
 
     def _stop(*_: object) -> None:
@@ -143,9 +122,9 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
         try:
             job_client = statements.execute().get_job_client()
         except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
-            raise UserError(f"the job could not start: {_root_cause(e)}") from None
+            raise UserError(f"the job could not start: {jobs.root_cause(e)}") from None
         if settings.flink_cluster:
-            _on_cluster(settings, str(job_client.get_job_id()))
+            jobs.deployed(settings, str(job_client.get_job_id()))
         running = wait_running(job_client)
         settler = _Settler(settings, loader)
         status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds, settler)
@@ -171,28 +150,6 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
         if previous_int is not None:
             signal.signal(signal.SIGINT, previous_int)
         loader.close()
-
-
-def _on_cluster(settings: Settings, job_id: str, deadline_s: float = 30.0) -> None:
-    """Remembers where the cluster checkpoints this job (the next run restores from there), and
-    waits until its tasks are deployed: a cluster whose slots went to another job since the check
-    would leave them waiting minutes for a slot."""
-    url = settings.flink_cluster or ""
-    conf = {e["key"]: e["value"] for e in cluster.rest(url, "/jobmanager/config")}  # type: ignore[union-attr]
-    if conf.get("execution.checkpointing.dir"):
-        checkpoints.remember(settings, f"{conf['execution.checkpointing.dir'].rstrip('/')}/{job_id}")
-    started = time.monotonic()
-    while time.monotonic() - started < deadline_s:
-        job = cluster.rest(url, f"/jobs/{job_id}")
-        states = {v["status"] for v in job.get("vertices", [])}
-        if job.get("state") not in ("CREATED", "INITIALIZING", "RUNNING") or states <= {"RUNNING", "FINISHED"}:
-            return
-        time.sleep(0.25)  # a status poll while the tasks deploy, bounded by the deadline
-    cluster.rest(url, f"/jobs/{job_id}?mode=cancel", method="PATCH")
-    raise UserError(
-        f"the job's tasks were not deployed on {url} within {deadline_s:g} s (no free task slot?); "
-        "the job was cancelled"
-    )
 
 
 def load_forever(settings: Settings, catalog_path: str | Path | None, on_progress=None) -> dict:
@@ -312,59 +269,6 @@ class _Settler:
             self.finalized[period] = self.finalized.get(period, 0) + n
 
 
-def _drain(job_client, settings: Settings) -> Path:
-    """Stop with a savepoint, advancing to the end of event time (what a bounded input's end does:
-    every window fires); the savepoint is where the next run continues. Through the Java client:
-    PyFlink's wrapper lacks Flink 2's savepoint-format argument."""
-    from pyflink.java_gateway import get_gateway
-
-    gateway = get_gateway()
-    # Native: RocksDB's own files, copied; a canonical savepoint rewrites every state entry (the dedup
-    # state holds one per event within the horizon), which costs seconds per million entries.
-    fmt = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.NATIVE
-    attempts = 240
-    for attempt in range(attempts):
-        future = job_client._j_job_client.stopWithSavepoint(True, _savepoint_dir(settings), fmt)
-        try:
-            location = str(future.get(300, gateway.jvm.java.util.concurrent.TimeUnit.SECONDS))
-            return _local(location, settings)
-        except Exception as e:  # py4j wraps the Java failure
-            cause, text = _root_cause(e), str(e)
-            # Right after a restore the tasks may still be deploying: the savepoint is refused.
-            if "Not all required tasks are currently running" not in text or attempt == attempts - 1:
-                raise UserError(f"the bounded job could not be stopped at the input's ends: {cause}") from None
-        time.sleep(0.25)  # backoff between attempts (a minute in all), bounded by the attempt count
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _savepoint_dir(settings: Settings) -> str | None:
-    """Locally the pipeline's savepoints/; on a cluster, the savepoint directory of its config."""
-    return None if settings.flink_cluster else checkpoints.savepoints(settings).resolve().as_uri()
-
-
-def _stop(job_client, settings: Settings) -> Path | None:
-    """Ctrl-C or SIGTERM: stop with a savepoint (no drain: windows stay open and continue in the
-    next run); if that fails, cancel, and the next run restores the last retained checkpoint."""
-    from pyflink.java_gateway import get_gateway
-
-    gateway = get_gateway()
-    fmt = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.NATIVE
-    try:
-        future = job_client._j_job_client.stopWithSavepoint(False, _savepoint_dir(settings), fmt)
-        return _local(str(future.get(120, gateway.jvm.java.util.concurrent.TimeUnit.SECONDS)), settings)
-    except Exception:  # py4j wraps the Java failure; the retained checkpoint is the fallback
-        job_client.cancel()
-        return None
-
-
-def _local(location: str, settings: Settings) -> Path:
-    """A savepoint's path; on a cluster it is also remembered for the next run's restore."""
-    parsed = urlparse(location)  # Flink answers file:/path, or a bare path
-    if settings.flink_cluster:
-        checkpoints.remember(settings, location if parsed.scheme else Path(location).resolve().as_uri())
-    return Path(parsed.path)
-
-
 def first_event_ms(execution_result) -> int | None:
     """When the job read its first event (epoch ms), from the accumulator jobs/jvm FirstEvent keeps."""
     value = execution_result.get_accumulator_result("tallyflow.first-event-ms")
@@ -399,7 +303,7 @@ def _supervise(
             on_progress(status, loader.stats)
         if stop["requested"] and not canceled:
             canceled = True
-            savepoint = _stop(job_client, loader.settings)
+            savepoint = jobs.stop(job_client, loader.settings)
         # Each check is a py4j round trip; asked on every busy poll it cost seconds of CPU per run.
         if now - last_check < 0.5:
             continue
@@ -408,14 +312,16 @@ def _supervise(
             settler.tick(now)
         if watch is not None and not canceled and watch.reached():
             watch = None
-            savepoint = _drain(job_client, loader.settings)
+            savepoint = jobs.drain(job_client, loader.settings)
         if result.done():
             try:
                 first = first_event_ms(result.result())
                 status = "STOPPED" if canceled else "FINISHED"  # stopped with a savepoint
             except Exception as e:  # py4j wraps the Java failure
-                if not canceled:
-                    raise UserError(f"the job failed: {_root_cause(e)}") from None
+                # Cancelled from elsewhere (the Flink UI, `flink cancel`): its retained checkpoint
+                # is where the next run continues, as after our own cancel.
+                if not canceled and "JobCancellationException" not in str(e):
+                    raise UserError(f"the job failed: {jobs.root_cause(e)}") from None
                 status = "CANCELED"
     # The final checkpoint committed the sinks' transactions: land everything up to the end.
     loader.drain()
