@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from tallyflow.core.credit_state import GrantRecord, epoch_ms, validate_grant
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
-from tallyflow.wire import topics
+from tallyflow.wire import kafka_config, topics
 from tallyflow.wire.grants import encode_grant
 
 
@@ -29,10 +29,10 @@ def publish_grant(settings: Settings, g: GrantRecord) -> None:
         raise UserError(f"grant {g.grant_id}: {reason}")
     if not topics.broker_answers(settings, timeout=5.0):
         raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
-    topics.ensure_topics(settings)
+    topics.require(settings, topics.GRANTS)
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap,
+            **kafka_config.librdkafka(settings),
             "enable.idempotence": True,
             "acks": "all",
             "logger": topics.quiet_logger(),

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException, Producer
 from tallyflow.core import events
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
-from tallyflow.wire import avro, topics
+from tallyflow.wire import avro, kafka_config, topics
 
 
 @dataclass
@@ -45,7 +45,7 @@ class EventProducer:
         self._producer = Producer(
             {
                 "logger": topics.quiet_logger(),  # failures surface through delivery reports
-                "bootstrap.servers": settings.bootstrap,
+                **kafka_config.librdkafka(settings),
                 "enable.idempotence": True,  # broker-side dedup of retries: no duplicate from the producer itself
                 "acks": "all",
                 "linger.ms": 20,

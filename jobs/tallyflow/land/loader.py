@@ -30,7 +30,7 @@ from tallyflow.errors import UserError
 from tallyflow.faults import InjectedCrash
 from tallyflow.land import metrics
 from tallyflow.settings import Settings
-from tallyflow.wire import topics
+from tallyflow.wire import kafka_config, topics
 
 JSON_TABLES = {
     topics.ACCEPTED: "events",
@@ -74,7 +74,7 @@ def consumer(settings: Settings, group_suffix: str = topics.LOADER_GROUP) -> Con
     """The loader's Kafka consumer: its own group, committed records only, offsets committed by hand."""
     return Consumer(
         {
-            "bootstrap.servers": settings.bootstrap,
+            **kafka_config.librdkafka(settings),
             "logger": topics.quiet_logger(),
             "group.id": f"{settings.topic_prefix}{group_suffix}",
             "isolation.level": "read_committed",
@@ -109,7 +109,7 @@ class Loader:
         try:
             meta = self._consumer.list_topics(timeout=10)
         except KafkaException as e:
-            raise UserError(f"Kafka at {self.settings.bootstrap} does not answer: {e.args[0]}") from None
+            raise UserError(topics.failure(self.settings, e)) from None
         parts = []
         for name in names:
             if name not in meta.topics:

@@ -12,10 +12,11 @@ import signal
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tallyflow.errors import UserError
+from tallyflow.ops.broker_security import BrokerSecurity
 from tallyflow.settings import REPO_ROOT, Settings
 from tallyflow.wire import topics
 
@@ -57,6 +58,10 @@ class BrokerPaths:
     def log(self) -> Path:
         return self.root / "broker.log"
 
+    @property
+    def security(self) -> Path:
+        return self.root / "security"  # plaintext or sasl_ssl, as the storage was formatted
+
 
 def _paths(settings: Settings) -> BrokerPaths:
     return BrokerPaths(settings.home / "kafka")
@@ -69,18 +74,25 @@ def _classpath(settings: Settings) -> str:
     return str(jars / "*")
 
 
-def _server_properties(settings: Settings, paths: BrokerPaths) -> str:
+def _server_properties(settings: Settings, paths: BrokerPaths, security: BrokerSecurity | None) -> str:
     port = settings.kafka_port
+    listeners = (
+        security.server_properties(port)
+        if security is not None
+        else [
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+        ]
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{port + 1}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            *listeners,
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={paths.data}",
             f"num.partitions={settings.partitions}",
             "offsets.topic.replication.factor=1",
@@ -126,7 +138,23 @@ def _store(settings: Settings) -> str:
     return clickhouse.redacted(settings.clickhouse_url)
 
 
+def _security_mode(paths: BrokerPaths, requested: str | None, running: bool) -> str:
+    """The listener the broker has (plaintext or sasl_ssl): a formatted store keeps its own."""
+    recorded = paths.security.read_text().strip() if paths.security.exists() else None
+    formatted = (paths.data / "meta.properties").exists()
+    if requested and recorded and requested != recorded and (running or formatted):
+        raise UserError(
+            f"the local broker in {paths.root} was set up with --security {recorded}; "
+            f"`tallyflow stack down` and remove {paths.root} to change it, or use another TALLYFLOW_HOME"
+        )
+    return requested or recorded or "plaintext"
+
+
 def up(settings: Settings, wait_seconds: float = 60.0, security: str | None = None) -> dict:
+    if security and not settings.uses_local_stack:
+        raise UserError(
+            "--security sets up the local broker; with TALLYFLOW_KAFKA_BOOTSTRAP use TALLYFLOW_KAFKA_PROPERTIES"
+        )
     if not settings.uses_local_stack:
         created = topics.ensure_topics(settings)
         return {
@@ -138,6 +166,12 @@ def up(settings: Settings, wait_seconds: float = 60.0, security: str | None = No
         }
     paths = _paths(settings)
     pid = _recorded_pid(paths)
+    mode = _security_mode(paths, security, pid is not None)
+    secured = BrokerSecurity(paths.root) if mode == "sasl_ssl" else None
+    if secured is not None:
+        secured.ensure()
+        if os.environ.get("TALLYFLOW_KAFKA_PROPERTIES") is None:
+            settings = replace(settings, kafka_properties=secured.client_properties)
     started = False
     if pid is None:
         if topics.broker_answers(settings, timeout=1.0):
@@ -145,7 +179,9 @@ def up(settings: Settings, wait_seconds: float = 60.0, security: str | None = No
                 f"port {settings.kafka_port} already has a Kafka broker this stack did not start; "
                 "set TALLYFLOW_KAFKA_BOOTSTRAP to use it or TALLYFLOW_KAFKA_PORT to pick another port"
             )
-        pid = _start(settings, paths)
+        pid = _start(settings, paths, secured)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.security.write_text(mode)
         started = True
     deadline = time.monotonic() + wait_seconds
     while not topics.broker_answers(settings, timeout=2.0):
@@ -160,23 +196,32 @@ def up(settings: Settings, wait_seconds: float = 60.0, security: str | None = No
         "pid": pid,
         "started": started,
         "external": False,
+        "security": mode,
+        **({"client_properties": str(secured.client_properties)} if secured is not None else {}),
         "topics_created": created,
         "clickhouse": _store(settings),
     }
 
 
-def _start(settings: Settings, paths: BrokerPaths) -> int:
+def _start(settings: Settings, paths: BrokerPaths, security: BrokerSecurity | None) -> int:
     cp = _classpath(settings)
     paths.root.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(_server_properties(settings, paths))
+    fd = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
+    with os.fdopen(fd, "w") as f:
+        f.write(_server_properties(settings, paths, security))
     paths.log4j.write_text(LOG4J)
     java = [_java(), f"-Dlog4j2.configurationFile={paths.log4j}", "-cp", cp]
     if not (paths.data / "meta.properties").exists():
-        fmt = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22], "-c", str(paths.config)],
-            capture_output=True,
-            text=True,
-        )
+        args = ["kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22], "-c", str(paths.config)]
+        # The SCRAM users' passwords go through a java @argfile (0600), never the command line.
+        argfile = paths.root / "format.args"
+        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(f'"{a}"' for a in [*args, *(security.format_arguments() if security else [])]))
+        try:
+            fmt = subprocess.run([*java, f"@{argfile}"], capture_output=True, text=True)
+        finally:
+            argfile.unlink(missing_ok=True)
         if fmt.returncode != 0:
             raise UserError(f"formatting Kafka storage failed: {fmt.stderr.strip().splitlines()[-1:]}")
     with open(paths.log, "ab") as log:

@@ -14,7 +14,7 @@ from tallyflow.core.catalog import Catalog
 from tallyflow.core.rating import FIELDS as RATED_FIELDS
 from tallyflow.settings import Settings, flink_interval
 from tallyflow.stream.environment import JobOptions
-from tallyflow.wire import topics
+from tallyflow.wire import kafka_config, topics
 
 UDF_CLASS = "io.tallyflow.decode.DecodeUsageEvent"
 JOB_GROUP = "job"  # consumer group suffix of the job's Kafka source
@@ -137,7 +137,7 @@ def decoder_config(settings: Settings, catalog: Catalog | None = None) -> str:
 
 
 def _kafka_common(settings: Settings, topic: str) -> str:
-    return f"'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{settings.bootstrap}'"
+    return f"'connector' = 'kafka', 'topic' = '{topic}', {kafka_config.flink_options(settings)}"
 
 
 def _guarantee(settings: Settings) -> str:

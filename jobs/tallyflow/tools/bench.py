@@ -29,7 +29,7 @@ from tallyflow.ops import runner
 from tallyflow.settings import REPO_ROOT, Settings
 from tallyflow.stream import checkpoints, environment
 from tallyflow.tools import generator
-from tallyflow.wire import topics
+from tallyflow.wire import kafka_config, topics
 
 DEMO_CATALOG = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
 
@@ -43,7 +43,7 @@ def _baseline(settings: Settings) -> tuple[float, float, float | None]:
     environment.configure(t_env, settings, environment.JobOptions(bounded=True, name="tallyflow-bench-baseline"))
     t_env.execute_sql(f"""CREATE TEMPORARY TABLE bench_source (v BYTES) WITH (
         'connector' = 'kafka', 'topic' = '{settings.topic(topics.EVENTS)}',
-        'properties.bootstrap.servers' = '{settings.bootstrap}',
+        {kafka_config.flink_options(settings)},
         'properties.group.id' = '{settings.topic_prefix}baseline',
         'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
         'value.format' = 'raw')""")

@@ -36,7 +36,7 @@ from tallyflow.ingest import producer
 from tallyflow.ops import stack
 from tallyflow.settings import REPO_ROOT, Settings
 from tallyflow.tools import generator
-from tallyflow.wire import topics
+from tallyflow.wire import kafka_config, topics
 
 DEMO = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
 PERIOD = "2026-10"
@@ -278,7 +278,7 @@ class Chaos:
         topic = pipeline.topic(topics.ACCEPTED)
         consumer = Consumer(
             {
-                "bootstrap.servers": pipeline.bootstrap,
+                **kafka_config.librdkafka(pipeline),
                 "group.id": f"{topic}-oracle",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",

@@ -29,7 +29,7 @@ from tallyflow.ingest.producer import EventProducer
 from tallyflow.ops import runner
 from tallyflow.settings import Settings
 from tallyflow.stream import checkpoints, environment, graph
-from tallyflow.wire import avro, topics
+from tallyflow.wire import avro, kafka_config, topics
 
 CUSTOMERS = 20
 
@@ -118,7 +118,7 @@ def run(settings: Settings, rate: int, seconds: int, warmup: int = 15) -> dict:
     runner.wait_running(job_client)
     consumer = Consumer(
         {
-            "bootstrap.servers": bench.bootstrap,
+            **kafka_config.librdkafka(bench),
             "group.id": f"{bench.topic_prefix}latency",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 
 from confluent_kafka import KafkaException
@@ -11,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
+from tallyflow.wire import kafka_config
 
 EVENTS = "events"  # UsageEvent, Confluent-framed Avro, keyed by customer (producers write here)
 ACCEPTED = "accepted"  # deduplicated, valid events as JSON rows (the audit trail)
@@ -41,23 +43,57 @@ def quiet_logger() -> logging.Logger:
 
 def admin(settings: Settings) -> AdminClient:
     # log_level 0: a broker that is down is reported once by the caller, not per reconnect attempt.
-    return AdminClient({"bootstrap.servers": settings.bootstrap, "socket.timeout.ms": 5000, "log_level": 0})
+    return AdminClient({**kafka_config.librdkafka(settings), "socket.timeout.ms": 5000, "log_level": 0})
+
+
+def metadata(settings: Settings, timeout: float = 10.0):
+    """The cluster's metadata; a broker that refuses the credentials (or the TLS handshake) is
+    reported at once, in one line, instead of after the timeout."""
+    client = admin(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException as e:
+            client.poll(0.2)  # serves error_cb, where librdkafka reports a refused login
+            reason = kafka_config.refused(settings)
+            if reason:
+                raise UserError(reason) from None
+            if time.monotonic() >= deadline:
+                raise UserError(failure(settings, e)) from None
 
 
 def broker_answers(settings: Settings, timeout: float = 3.0) -> bool:
+    """Whether the broker answers; a broker that refuses the credentials is an error of its own."""
     try:
-        admin(settings).list_topics(timeout=timeout)
+        metadata(settings, timeout)
         return True
-    except KafkaException:
+    except UserError:
+        if kafka_config.refused(settings):
+            raise
         return False
+
+
+def failure(settings: Settings, e: KafkaException) -> str:
+    """One line for a failed Kafka call: refused credentials and TLS failures say so, and so does
+    a broker whose port accepts connections but which will not talk to this client."""
+    explained = kafka_config.explain(e, settings)
+    if explained:
+        return explained
+    host, _, port = settings.bootstrap.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2).close()
+    except (OSError, ValueError):
+        return f"Kafka at {settings.bootstrap} does not answer: {e.args[0]}"
+    return (
+        f"Kafka at {settings.bootstrap} accepts connections but refused this client "
+        f"({kafka_config.of(settings).describe()}): does it need TLS or SASL? See TALLYFLOW_KAFKA_PROPERTIES"
+    )
 
 
 def existing(settings: Settings) -> list[str]:
     """The pipeline's topics the cluster has."""
-    try:
-        names = set(admin(settings).list_topics(timeout=10).topics)
-    except KafkaException as e:
-        raise UserError(f"Kafka at {settings.bootstrap} does not answer: {e.args[0]}") from None
+    names = set(metadata(settings).topics)
     return sorted(settings.topic(t) for t in ALL if settings.topic(t) in names)
 
 
@@ -73,10 +109,7 @@ def require(settings: Settings, name: str) -> None:
 def ensure_topics(settings: Settings) -> list[str]:
     """Creates the missing topics; returns the names created."""
     client = admin(settings)
-    try:
-        existing = set(client.list_topics(timeout=10).topics)
-    except KafkaException as e:
-        raise UserError(f"Kafka at {settings.bootstrap} does not answer: {e.args[0]}") from None
+    existing = set(metadata(settings).topics)
     wanted = [settings.topic(t) for t in ALL]
     new = [NewTopic(t, num_partitions=settings.partitions, replication_factor=-1) for t in wanted if t not in existing]
     if not new:
@@ -161,7 +194,7 @@ def visible_records_between(settings: Settings, ranges: dict[str, tuple[int, int
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap,
+            **kafka_config.librdkafka(settings),
             "group.id": f"{settings.topic_prefix}probe",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
