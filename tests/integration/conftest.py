@@ -136,11 +136,16 @@ class Tallyflow:
         self.kind = services.kind
 
     def __call__(
-        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 600
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 600,
+        env_extra: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [*TALLYFLOW, *args],
-            env=self.env,
+            env={**self.env, **(env_extra or {})},
             capture_output=True,
             text=True,
             input=input,

@@ -88,7 +88,9 @@ def _jaas_quote(value: str) -> str:
 
 
 def parse_properties(text: str, source: str) -> dict[str, str]:
-    """Java .properties: key=value or key: value, # and ! comments, backslash continuations."""
+    """Java .properties: key=value or key: value, # and ! comments, backslash continuations.
+    Stricter than Java, which also takes "key value": a line without = or : is refused, since it
+    is far more often a broken line than that form."""
     out: dict[str, str] = {}
     lines = iter(text.splitlines())
     for number, raw in enumerate(lines, 1):
@@ -97,7 +99,7 @@ def parse_properties(text: str, source: str) -> dict[str, str]:
             line = line[:-1] + next(lines, "").strip()
         if not line or line[0] in "#!":
             continue
-        m = re.match(r"^([^=:\s]+)\s*[=:\s]\s*(.*)$", line)
+        m = re.match(r"^([^=:\s]+)\s*[=:]\s*(.*)$", line)
         if not m:
             raise UserError(f"{source}: line {number} is not key=value")
         out[m.group(1)] = m.group(2)
