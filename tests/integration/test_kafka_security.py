@@ -3,13 +3,16 @@ a keytool CA and certificate, SCRAM-SHA-512 users), and every way a client can b
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tallyflow.settings import REPO_ROOT
 from tests.integration.conftest import Tallyflow, _free_port_pair
 from tests.integration.test_invoice_e2e import assert_invoices_exact, month
 
@@ -146,3 +149,33 @@ def test_librdkafka_keys_and_a_pkcs12_truststore_are_accepted(secure, tmp_path):
     )
     listed = secure("topics", "list", "--format", "json", env_extra={"TALLYFLOW_KAFKA_PROPERTIES": str(java)})
     assert "events" in listed.stdout
+
+
+EXPLAIN = """
+import sys
+from tallyflow.core import catalog
+from tallyflow.settings import Settings
+from tallyflow.stream import environment, graph
+
+t_env = environment.create_environment()
+job = graph.kafka_job(t_env, Settings.from_env(), catalog.load(sys.argv[1]), environment.JobOptions())
+print(job.explain())
+"""
+
+
+def test_the_plan_text_flink_shows_holds_no_secret(tmp_path):
+    props = tmp_path / "client.properties"
+    props.write_text("security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=Pl4nSecret\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYFLOW_")}
+    env.update(TALLYFLOW_HOME=str(tmp_path), TALLYFLOW_KAFKA_PROPERTIES=str(props))
+    proc = subprocess.run(
+        [sys.executable, "-c", EXPLAIN, str(REPO_ROOT / "deploy" / "demo" / "catalog.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "TableSourceScan" in proc.stdout  # the operators the Flink UI lists
+    assert "Pl4nSecret" not in proc.stdout + proc.stderr
