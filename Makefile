@@ -21,7 +21,7 @@ DEMO_TOKEN_FILE := .tallyflow/admin-token
 # Debian packages the tests drive: Chromium and ChromeDriver (dashboard tests), promtool (rules).
 DEBIAN_PACKAGES := chromium chromium-driver prometheus
 
-.PHONY: setup demo serve test test-unit test-integration test-jvm lint bench chaos clean stack-down
+.PHONY: setup demo serve test test-unit test-integration test-jvm lint bench chaos chaos-cluster clean stack-down
 
 setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar build/.debian
 
@@ -100,12 +100,26 @@ bench: setup
 # Not part of `make test` (about 15 minutes): CHAOS_EVENTS events through CHAOS_KILLS job kills, a
 # loader crash between insert and commit and (local stack) a broker restart, against the exact
 # oracle; then the negative control (sinks without transactions) must show duplicates.
+# CHAOS_MODE=cluster runs it on a local Flink cluster (`tallyflow cluster up`) instead, where a
+# kill is a SIGKILL of the TaskManager running the job (`make chaos-cluster` is the same).
 CHAOS_EVENTS ?= 1000000
 CHAOS_KILLS ?= 10
+CHAOS_MODE ?= local
+CLUSTER_URL := http://127.0.0.1:$${TALLYFLOW_FLINK_PORT:-8081}
 chaos: setup
 	$(TALLYFLOW) stack up
+ifeq ($(CHAOS_MODE),cluster)
+	$(TALLYFLOW) cluster up
+	$(PY) -m tallyflow.tools.chaos --events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS) --cluster $(CLUSTER_URL)
+	$(PY) -m tallyflow.tools.chaos --events 300000 --kills 3 --unsafe --cluster $(CLUSTER_URL)
+	$(TALLYFLOW) cluster down
+else
 	$(PY) -m tallyflow.tools.chaos --events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS)
 	$(PY) -m tallyflow.tools.chaos --events 300000 --kills 3 --unsafe
+endif
+
+chaos-cluster:
+	$(MAKE) chaos CHAOS_MODE=cluster
 
 lint: setup
 	$(VENV)/bin/ruff check jobs tests

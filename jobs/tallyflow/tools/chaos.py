@@ -10,6 +10,12 @@ per customer and meter, events and their quantities in `events` and in windows +
 late events, and `tallyflow reconcile` must pass. Lost = expected and missing; duplicated = found
 beyond expected. With --unsafe (TALLYFLOW_UNSAFE_AT_LEAST_ONCE: sinks without transactions) the
 same faults must produce duplicates the oracle sees: the negative control.
+
+With --cluster URL every run submits to that Flink cluster (`tallyflow cluster up`), and a kill is
+a SIGKILL of the TaskManager process running the job: Flink restarts it from its last checkpoint
+on the other TaskManager while the run goes on, and `cluster up` brings the killed one back. A run
+that dies (the loader's crash) leaves its job running on the cluster; it is cancelled, as a
+supervisor would, and the next run continues its retained checkpoint.
 """
 
 from __future__ import annotations
@@ -23,39 +29,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
 
-from confluent_kafka import KafkaError
-
 from tallyflow import faults
-from tallyflow.core import aggregations, catalog
+from tallyflow.core import catalog
 from tallyflow.errors import UserError
 from tallyflow.ingest import producer
 from tallyflow.ops import stack
 from tallyflow.settings import REPO_ROOT, Settings
-from tallyflow.tools import generator
-from tallyflow.wire import kafka_config, topics
+from tallyflow.tools import generator, oracle
+from tallyflow.wire import topics
 
 DEMO = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
 PERIOD = "2026-10"
-
-
-def expected(manifest: list[dict], cat: catalog.Catalog) -> dict[tuple[str, str], tuple[int, Decimal]]:
-    """Per customer and meter: events the meter counts and their quantity (as the windows count)."""
-    out: dict[tuple[str, str], list] = defaultdict(lambda: [0, Decimal(0)])
-    for e in manifest:
-        for m in cat.meters:
-            if m.event_type != e["event_type"]:
-                continue
-            q = aggregations.row_quantity(m, e)  # what the router emits for the event
-            if q is None:
-                continue
-            acc = out[(e["customer_id"], m.id)]
-            acc[0] += 1
-            acc[1] += q
-    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 class Chaos:
@@ -68,8 +55,10 @@ class Chaos:
         unsafe: bool,
         broker_restart: bool = True,
         kill_window: tuple[float, float] = (8, 30),
+        cluster_url: str | None = None,
     ):
-        tag = f"chaos{int(time.time())}{'u' if unsafe else ''}"
+        tag = f"chaos{int(time.time())}{'u' if unsafe else ''}{'c' if cluster_url else ''}"
+        self.cluster_url = cluster_url
         self.home = settings.home / tag
         self.settings = settings
         self.env = {
@@ -86,11 +75,19 @@ class Chaos:
         }
         if unsafe:
             self.env["TALLYFLOW_UNSAFE_AT_LEAST_ONCE"] = "true"
+        if cluster_url:
+            self.env["TALLYFLOW_FLINK_CLUSTER"] = cluster_url
         self.events, self.kills, self.unsafe, self.broker_restart = events, kills, unsafe, broker_restart
         self.kill_window = kill_window
         self.rng = random.Random(seed)
         self.seed = seed
-        self.report: dict = {"events": events, "unsafe": unsafe, "faults": [], "recovery_seconds": []}
+        self.report: dict = {
+            "events": events,
+            "unsafe": unsafe,
+            "mode": "cluster" if cluster_url else "local",
+            "faults": [],
+            "recovery_seconds": [],
+        }
 
     def _run(self, extra_env: dict | None = None) -> subprocess.Popen:
         return subprocess.Popen(
@@ -179,7 +176,12 @@ class Chaos:
         if up is not None:
             self.report["recovery_seconds"].append(round(up, 1))
         fired = False
-        if fault == "kill" and up is not None:
+        if fault == "kill" and up is not None and self.cluster_url:
+            low, high = self.kill_window
+            time.sleep(self.rng.uniform(low, max(low, high / attempt)))
+            fired = proc.poll() is None and self._kill_taskmanager()
+            self._finish(proc)  # the job restarts on the other TaskManager; the run goes on
+        elif fault == "kill" and up is not None:
             low, high = self.kill_window
             time.sleep(self.rng.uniform(low, max(low, high / attempt)))  # a random point of the run
             fired = proc.poll() is None  # still running: the kill lands mid-run
@@ -198,9 +200,35 @@ class Chaos:
                 if fault == "loader":
                     fired = fired and proc.returncode == 137
         # A process that died alone (the loader's crash) leaves its MiniCluster JVM running the
-        # job on; a supervisor would kill the whole process group, and so does this.
+        # job on; a supervisor would kill the whole process group, and so does this (and, on a
+        # cluster, cancels the job the run left behind).
         self._kill(proc)
+        self._cancel_orphans()
         return {"fired": fired, "exit": proc.returncode, "seconds": round(time.monotonic() - started, 1)}
+
+    def _kill_taskmanager(self) -> bool:
+        """SIGKILL of the TaskManager running this pipeline's job; `cluster up` restarts it."""
+        from tallyflow.ops import cluster, jobs
+
+        url = self.cluster_url or ""
+        running = cluster.running_jobs(url, jobs.job_name(self.pipeline))
+        hosts = sorted(cluster.taskmanagers_of(url, running[0])) if running else []
+        if not hosts or cluster.kill(self.settings, hosts[0]) is None:
+            return False
+        time.sleep(2)  # the JobManager notices the loss; then the TaskManager comes back
+        cluster.up(self.settings)
+        return True
+
+    def _cancel_orphans(self) -> None:
+        if not self.cluster_url:
+            return
+        from tallyflow.ops import cluster, jobs
+
+        for job in cluster.running_jobs(self.cluster_url, jobs.job_name(self.pipeline)):
+            cluster.rest(self.cluster_url, f"/jobs/{job}?mode=cancel", method="PATCH")
+        deadline = time.monotonic() + 60
+        while cluster.running_jobs(self.cluster_url, jobs.job_name(self.pipeline)) and time.monotonic() < deadline:
+            time.sleep(0.5)  # the slot is free again once the job is over
 
     def _local_broker(self) -> bool:
         return (
@@ -227,7 +255,7 @@ class Chaos:
 
     def check(self, manifest: list[dict]) -> None:
         cat = catalog.load(DEMO)
-        want = expected(manifest, cat)
+        want = oracle.expected(manifest, cat)
         got = json.loads(
             self._cli(
                 "sql",
@@ -239,7 +267,7 @@ class Chaos:
             )
         )
         windows = {(r["customer_id"], r["meter_id"]): (int(r["n"]), Decimal(r["q"])) for r in got}
-        late = expected(self._late_events(), cat)
+        late = oracle.expected(self._late_events(), cat)
         lost = duplicated = 0
         for key in set(want) | set(windows) | set(late):
             n_want = want.get(key, (0, 0))[0]
@@ -247,7 +275,7 @@ class Chaos:
             lost += max(0, n_want - n_got)
             duplicated += max(0, n_got - n_want)
         stored = json.loads(self._cli("sql", "SELECT count() AS n FROM events FINAL"))[0]["n"]
-        accepted = self._accepted_records()
+        accepted = oracle.accepted_records(replace(self.settings, topic_prefix=self.env["TALLYFLOW_TOPIC_PREFIX"]))
         rec = subprocess.run(
             [sys.executable, "-m", "tallyflow.cli", "reconcile", "--period", PERIOD, "--format", "json"],
             env=self.env,
@@ -268,40 +296,6 @@ class Chaos:
                 "reconcile_discrepancies": json.loads(rec.stdout)["discrepancies"] if rec.stdout.strip() else None,
             }
         )
-
-    def _accepted_records(self) -> int:
-        """Records a read_committed reader finds in the accepted topic (transaction markers and
-        aborted records are not records)."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        pipeline = replace(self.settings, topic_prefix=self.env["TALLYFLOW_TOPIC_PREFIX"])
-        topic = pipeline.topic(topics.ACCEPTED)
-        consumer = Consumer(
-            {
-                **kafka_config.librdkafka(pipeline),
-                "group.id": f"{topic}-oracle",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "logger": topics.quiet_logger(),
-            }
-        )
-        try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-            count, open_partitions = 0, set(partitions)
-            while open_partitions:
-                for msg in consumer.consume(10_000, timeout=10):
-                    err = msg.error()
-                    if err is None:
-                        count += 1
-                    elif err.code() == KafkaError._PARTITION_EOF:
-                        open_partitions.discard(msg.partition())
-                    else:
-                        raise UserError(f"reading {topic}: {msg.error()}")
-            return count
-        finally:
-            consumer.close()
 
     def _late_events(self) -> list[dict]:
         return json.loads(
@@ -333,8 +327,9 @@ def run(
     unsafe: bool = False,
     broker_restart: bool = True,
     kill_window: tuple[float, float] = (8, 30),
+    cluster_url: str | None = None,
 ) -> dict:
-    chaos = Chaos(settings, events, kills, seed, unsafe, broker_restart, kill_window)
+    chaos = Chaos(settings, events, kills, seed, unsafe, broker_restart, kill_window, cluster_url)
     started = time.monotonic()
     manifest = chaos.publish()
     chaos.faults()
@@ -352,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unsafe", action="store_true", help="the negative control: sinks without transactions")
     parser.add_argument("--no-broker-restart", action="store_true", help="skip the broker restart fault")
     parser.add_argument("--kill-window", default="8,30", help="seconds after RUNNING a kill lands in (min,max)")
+    parser.add_argument(
+        "--cluster", metavar="URL", help="run on this Flink cluster; a kill is a SIGKILL of the job's TaskManager"
+    )
     args = parser.parse_args(argv)
     try:
         low, _, high = args.kill_window.partition(",")
@@ -361,7 +359,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = run(
-            Settings.from_env(), args.events, args.kills, args.seed, args.unsafe, not args.no_broker_restart, window
+            Settings.from_env(),
+            args.events,
+            args.kills,
+            args.seed,
+            args.unsafe,
+            not args.no_broker_restart,
+            window,
+            args.cluster,
         )
     except UserError as e:
         print(f"chaos: {e}", file=sys.stderr)
