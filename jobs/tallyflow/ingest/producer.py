@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException, Producer
 from tallyflow.core import events
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
-from tallyflow.wire import avro, kafka_config, topics
+from tallyflow.wire import avro, kafka_config, registry, topics
 
 
 @dataclass
@@ -37,8 +37,9 @@ class EventProducer:
         self.topic = topic or settings.topic(topics.EVENTS)
         self.version = avro.latest()
         self.schema_id = self.version.id
-        if settings.schema_registry_url:
-            self.schema_id = avro.register(settings.schema_registry_url, f"{self.topic}-value", self.version)
+        schemas = registry.of(settings)
+        if schemas is not None:
+            self.schema_id = schemas.register(f"{self.topic}-value", self.version.text)
         self.report = ProduceReport()
         if not topics.broker_answers(settings, timeout=5.0):
             raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")

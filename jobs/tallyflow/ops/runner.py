@@ -23,7 +23,7 @@ from tallyflow.ops import jobs
 from tallyflow.ops.holder import Holder
 from tallyflow.settings import Settings
 from tallyflow.stream import checkpoints, environment, graph, tables
-from tallyflow.wire import topics
+from tallyflow.wire import registry, topics
 
 
 @dataclass
@@ -56,6 +56,9 @@ def prepare(settings: Settings, catalog_path: str | Path):
     if settings.flink_cluster:
         jobs.check_cluster(settings)
     client = clickhouse.ready(settings)
+    schemas = registry.of(settings)
+    if schemas is not None:
+        schemas.check()  # refused credentials: one line now, not a job that fails on its first event
     if not topics.broker_answers(settings, timeout=5.0):
         raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
     topics.ensure_topics(settings)

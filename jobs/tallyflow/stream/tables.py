@@ -14,7 +14,7 @@ from tallyflow.core.catalog import Catalog
 from tallyflow.core.rating import FIELDS as RATED_FIELDS
 from tallyflow.settings import Settings, flink_interval
 from tallyflow.stream.environment import JobOptions
-from tallyflow.wire import kafka_config, topics
+from tallyflow.wire import kafka_config, registry, topics
 
 UDF_CLASS = "io.tallyflow.decode.DecodeUsageEvent"
 JOB_GROUP = "job"  # consumer group suffix of the job's Kafka source
@@ -128,8 +128,10 @@ def decoder_config(settings: Settings, catalog: Catalog | None = None) -> str:
         "max_future_ms": str(int(settings.max_future.total_seconds() * 1000)),
         "max_quantity": str(settings.max_quantity),
         "max_record_bytes": str(settings.max_record_bytes),
-        "registry": settings.schema_registry_url or "",
     }
+    schemas = registry.of(settings)
+    if schemas is not None:
+        conf.update(schemas.decoder_options(settings))
     pairs = [f"{k}={quote(v, safe='')}" for k, v in conf.items() if v]
     if settings.require_known_customer and catalog is not None:
         pairs.append("customers=" + quote("".join(f"{c}\n" for c in catalog.customers), safe=""))

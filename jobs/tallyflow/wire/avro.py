@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import urllib.request
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 import fastavro
 
-from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT
 
 SCHEMAS_DIR = REPO_ROOT / "schemas"
@@ -50,21 +48,6 @@ def latest(subject: str = SUBJECT) -> SchemaVersion:
 
 def by_id(schema_id: int, subject: str = SUBJECT) -> SchemaVersion | None:
     return next((v for v in versions(subject) if v.id == schema_id), None)
-
-
-def register(registry_url: str, registry_subject: str, version: SchemaVersion) -> int:
-    """Registers (or finds) the schema in a Confluent-compatible registry; returns its id."""
-    body = json.dumps({"schema": version.text}).encode()
-    req = urllib.request.Request(
-        f"{registry_url.rstrip('/')}/subjects/{registry_subject}/versions",
-        data=body,
-        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(json.loads(resp.read())["id"])
-    except OSError as e:
-        raise UserError(f"schema registry {registry_url} refused the schema: {e}") from None
 
 
 def encode(record: dict, version: SchemaVersion, schema_id: int | None = None) -> bytes:

@@ -33,6 +33,13 @@ _MODULES = {
 }
 SHADED = "org.apache.flink.kafka.shaded."  # the Kafka SQL connector jar's relocation prefix
 _JAAS = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+REGISTRY_KEYS = (
+    "schema.registry.url",
+    "basic.auth.credentials.source",
+    "basic.auth.user.info",
+    "bearer.auth.token",
+    "schema.registry.ssl.ca.location",
+)
 SECRET_KEYS = ("sasl.password", "sasl.jaas.config", "ssl.truststore.password", "ssl.key.password")
 
 
@@ -45,6 +52,8 @@ class ClientConfig:
     ca_pem: Path | None = None  # the CA bundle librdkafka reads (and Java, as a PEM truststore)
     verify_hostname: bool = True
     source: str = ""
+    # The schema registry keys a managed provider's file carries (Confluent's names), for wire/registry.py.
+    registry: dict[str, str] = field(default_factory=dict, repr=False)
 
     def librdkafka(self) -> dict[str, str]:
         if self.protocol == "PLAINTEXT":
@@ -135,7 +144,8 @@ def load(path: Path, cache_dir: Path) -> ClientConfig:
     if protocol.endswith("SSL"):
         ca = _ca_bundle(props, source, cache_dir)
     algorithm = props.get("ssl.endpoint.identification.algorithm", "https").strip().lower()
-    return ClientConfig(protocol, mechanism, username, password, ca, algorithm not in ("", "none"), source=str(path))
+    registry = {k: v for k, v in props.items() if k in REGISTRY_KEYS}
+    return ClientConfig(protocol, mechanism, username, password, ca, algorithm not in ("", "none"), str(path), registry)
 
 
 def _ca_bundle(props: dict[str, str], source: str, cache_dir: Path) -> Path | None:

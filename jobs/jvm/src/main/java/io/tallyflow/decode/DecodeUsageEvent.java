@@ -63,7 +63,15 @@ public class DecodeUsageEvent extends ScalarFunction {
     private transient RowData lastResult;
 
     /** A resolving reader for one writer schema, or the reason it cannot be resolved. */
-    private record Reader(GenericDatumReader<GenericRecord> datumReader, int valueScale, String error) {}
+    private record Reader(GenericDatumReader<GenericRecord> datumReader, int valueScale, String error, boolean unknown,
+            long at) {
+        Reader(GenericDatumReader<GenericRecord> datumReader, int valueScale, String error) {
+            this(datumReader, valueScale, error, false, System.currentTimeMillis());
+        }
+    }
+
+    /** How long an unknown schema id is taken as unknown before the registry is asked again. */
+    static final long UNKNOWN_ID_RETRY_MS = 5_000;
 
     /**
      * Settings arrive as the second argument, a literal the job builder renders (job.py):
@@ -78,7 +86,8 @@ public class DecodeUsageEvent extends ScalarFunction {
                 conf.put(pair.substring(0, eq), URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8));
             }
         }
-        catalog = new SchemaCatalog("usage-event", conf.getOrDefault("registry", ""));
+        catalog = new SchemaCatalog("usage-event", conf.getOrDefault("registry", ""),
+                conf.getOrDefault("registry_auth_file", ""), conf.getOrDefault("registry_ca", ""));
         readers = new HashMap<>();
         maxFutureMs = Long.parseLong(conf.getOrDefault("max_future_ms", "86400000"));
         maxQuantity = new BigDecimal(conf.getOrDefault("max_quantity", "1000000000000"));
@@ -133,7 +142,9 @@ public class DecodeUsageEvent extends ScalarFunction {
         }
         int schemaId = ByteBuffer.wrap(value, 1, 4).getInt();
         Reader reader = readers.get(schemaId);
-        if (reader == null) {
+        // An id the registry did not know is asked again after a while: it may be registered
+        // since (a producer that registers, then sends, racing a registry replica).
+        if (reader == null || (reader.unknown() && System.currentTimeMillis() - reader.at() > UNKNOWN_ID_RETRY_MS)) {
             reader = resolve(schemaId);
             readers.put(schemaId, reader);
         }
@@ -156,7 +167,7 @@ public class DecodeUsageEvent extends ScalarFunction {
     private Reader resolve(int schemaId) throws IOException, InterruptedException {
         Schema writer = catalog.writer(schemaId);
         if (writer == null) {
-            return new Reader(null, 0, "unknown schema id " + schemaId);
+            return new Reader(null, 0, "unknown schema id " + schemaId, true, System.currentTimeMillis());
         }
         SchemaCompatibility.SchemaPairCompatibility compat =
                 SchemaCompatibility.checkReaderWriterCompatibility(catalog.reader(), writer);

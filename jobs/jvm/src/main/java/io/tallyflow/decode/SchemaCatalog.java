@@ -9,9 +9,17 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 import org.apache.avro.Schema;
 
 /**
@@ -26,9 +34,15 @@ final class SchemaCatalog {
     private final Map<Integer, Schema> bundled = new HashMap<>();
     private final Schema reader;
     private final String registryUrl;
+    private final String authorization;
     private final HttpClient http;
 
-    SchemaCatalog(String subject, String registryUrl) throws IOException {
+    /**
+     * @param authFile a file holding the registry's Authorization header value (Basic or Bearer),
+     *     written by the submitting client with mode 0600, so no credential is in the job's plan
+     * @param caFile PEM CA certificates the registry's TLS certificate is checked against
+     */
+    SchemaCatalog(String subject, String registryUrl, String authFile, String caFile) throws IOException {
         JsonNode versions = readJson(ROOT + "catalog.json").path("subjects").path(subject);
         if (!versions.isArray() || versions.isEmpty()) {
             throw new IOException("schema catalog has no subject " + subject);
@@ -45,8 +59,31 @@ final class SchemaCatalog {
         }
         this.reader = newest;
         this.registryUrl = registryUrl == null || registryUrl.isBlank() ? null : registryUrl.replaceAll("/+$", "");
-        this.http = this.registryUrl == null ? null
-                : HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        this.authorization = authFile == null || authFile.isBlank() ? null
+                : Files.readString(Path.of(authFile), StandardCharsets.UTF_8).strip();
+        HttpClient.Builder builder = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5));
+        if (caFile != null && !caFile.isBlank()) {
+            builder.sslContext(trusting(Path.of(caFile)));
+        }
+        this.http = this.registryUrl == null ? null : builder.build();
+    }
+
+    private static SSLContext trusting(Path caFile) throws IOException {
+        try (InputStream in = Files.newInputStream(caFile)) {
+            KeyStore store = KeyStore.getInstance("PKCS12");
+            store.load(null, null);
+            int n = 0;
+            for (Certificate cert : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                store.setCertificateEntry("ca-" + n++, cert);
+            }
+            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            tmf.init(store);
+            SSLContext context = SSLContext.getInstance("TLS");
+            context.init(null, tmf.getTrustManagers(), null);
+            return context;
+        } catch (GeneralSecurityException e) {
+            throw new IOException("cannot use the registry CA file " + caFile + ": " + e.getMessage(), e);
+        }
     }
 
     /** schemas/event_limits.json: the integer limits every event must keep. */
@@ -73,9 +110,12 @@ final class SchemaCatalog {
         if (registryUrl == null) {
             return bundled.get(id);
         }
-        HttpRequest req = HttpRequest.newBuilder(URI.create(registryUrl + "/schemas/ids/" + id))
-                .timeout(Duration.ofSeconds(10)).GET().build();
-        HttpResponse<String> resp = http.send(req, HttpResponse.BodyHandlers.ofString());
+        HttpRequest.Builder req = HttpRequest.newBuilder(URI.create(registryUrl + "/schemas/ids/" + id))
+                .timeout(Duration.ofSeconds(10)).GET();
+        if (authorization != null) {
+            req.header("Authorization", authorization);
+        }
+        HttpResponse<String> resp = http.send(req.build(), HttpResponse.BodyHandlers.ofString());
         if (resp.statusCode() == 404) {
             return null;
         }
