@@ -36,11 +36,11 @@ def flink(services) -> dict:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    up = cli("up")
-    assert up["taskmanagers"] == 2 and up["slots_available"] == 2
-    again = cli("up")  # twice is fine: nothing new starts
-    assert again["started"] == [] and again["processes"] == up["processes"]
     try:
+        up = cli("up")
+        assert up["taskmanagers"] == 2 and up["slots_total"] == 2
+        again = cli("up")  # twice is fine: nothing new starts
+        assert again["started"] == [] and again["processes"] == up["processes"]
         yield {"env": env, "url": up["url"], "cli": cli, "home": Path(up["home"])}
     finally:
         down = cli("down")
@@ -204,3 +204,38 @@ def test_cluster_mistakes_get_one_line(tallyflow, flink, tmp_path):
     full = tallyflow("run", "--catalog", str(path), "--bounded", "--cluster", flink["url"], check=False)
     assert full.returncode == 1 and len(full.stderr.strip().splitlines()) == 1, full.stderr
     assert "free task slots" in full.stderr and "needs 3" in full.stderr and time.monotonic() - started < 30
+
+
+def test_a_detached_submit_is_idempotent_and_load_lands_its_output(tallyflow, flink, tmp_path):
+    """What the compose file's `submit` and `loader` services run (tests/unit/test_deploy.py)."""
+    on_cluster(tallyflow, flink)
+    path, events, sent = month(tmp_path, n=2000, seed=51)
+    tallyflow("produce", "--file", str(events))
+    first = tallyflow.json("run", "--catalog", str(path), "--detach")
+    assert first["status"] == "SUBMITTED" and first["job_id"]
+    again = tallyflow.json("run", "--catalog", str(path), "--detach")  # a second `docker compose up`
+    assert again == {**again, "status": "ALREADY_RUNNING", "job_id": first["job_id"]}
+    assert [j["jid"] for j in jobs(flink["url"]) if j["state"] == "RUNNING"] == [first["job_id"]]
+    load = start_run_load(tallyflow, str(path))
+    try:
+        unique = len({(e["customer_id"], e["event_id"]) for e in sent})
+        deadline = time.monotonic() + 180
+        while int(tallyflow.sql("SELECT count() AS n FROM events FINAL")[0]["n"]) < unique:
+            assert time.monotonic() < deadline, "the loader did not land the detached job's output"
+            time.sleep(1)
+    finally:
+        load.send_signal(signal.SIGTERM)
+        load.communicate(timeout=60)
+        req = urllib.request.Request(f"{flink['url']}/jobs/{first['job_id']}?mode=cancel", method="PATCH")
+        urllib.request.urlopen(req, timeout=10).close()
+
+
+def start_run_load(tallyflow, catalog: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*TALLYFLOW, "load", "--catalog", catalog],
+        env=tallyflow.env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -87,12 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="submit the job to this Flink cluster's REST API (TALLYFLOW_FLINK_CLUSTER) instead of a local MiniCluster",
     )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="with a cluster: submit the job and return once it runs (`tallyflow load` lands its output); "
+        "nothing is submitted when this pipeline's job already runs there",
+    )
     _format_arg(p)
     p.set_defaults(func=c.cmd_run)
 
     p = sub.add_parser("load", help="land the output of a job running on a Flink cluster into ClickHouse")
     p.add_argument("--catalog", help="also apply this catalog (invoices read it from ClickHouse)")
     p.add_argument("--verbose", action="store_true", help="print progress to stderr")
+    p.add_argument(
+        "--serve", metavar="HOST:PORT", help="also serve the API, /healthz, /readyz and /metrics (the loader's probes)"
+    )
     _format_arg(p)
     p.set_defaults(func=c.cmd_load)
 

@@ -103,9 +103,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         import dataclasses
 
         settings = dataclasses.replace(settings, flink_cluster=args.cluster.rstrip("/"))
+    if args.detach and (args.bounded or args.serve):
+        raise UserError("--detach submits the job and returns: it takes neither --bounded nor --serve")
     try:
         result = runner.run(
-            settings, args.catalog, bounded=args.bounded, on_progress=progress, fresh=args.fresh, serve=args.serve
+            settings,
+            args.catalog,
+            bounded=args.bounded,
+            on_progress=progress,
+            fresh=args.fresh,
+            serve=args.serve,
+            detach=args.detach,
         )
     finally:
         bar.close()
@@ -113,7 +121,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
     settled = "".join(f"; finalized {n} invoices of {p} (settlement window passed)" for p, n in d["finalized"].items())
     emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}{settled}")
-    return 0 if result.status in ("FINISHED", "CANCELED", "STOPPED") else 1
+    return 0 if result.status in ("FINISHED", "CANCELED", "STOPPED", "SUBMITTED", "ALREADY_RUNNING") else 1
 
 
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
@@ -123,7 +131,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         if args.verbose:
             print(f"loaded {dict(stats.rows)}", file=sys.stderr)
 
-    emit(runner.load_forever(settings, args.catalog, on_progress=progress), args.format)
+    emit(runner.load_forever(settings, args.catalog, on_progress=progress, serve=args.serve), args.format)
     return 0
 
 

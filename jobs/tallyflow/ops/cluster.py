@@ -244,8 +244,10 @@ def up(settings: Settings, wait_seconds: float = 90.0) -> dict:
     deadline = time.monotonic() + wait_seconds
     while True:
         info = overview(url)
+        slots = settings.flink_taskmanagers * settings.parallelism
         if info is not None and info.get("taskmanagers", 0) >= settings.flink_taskmanagers:
-            break
+            if info.get("slots-total", 0) >= slots:  # every TaskManager has offered its slots
+                break
         # Our own children by pid (their /proc entries flicker while the scripts exec the JVM).
         dead = [n for n, pid in children.items() if not _alive(pid)]
         if dead:

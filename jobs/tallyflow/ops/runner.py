@@ -19,7 +19,7 @@ from tallyflow.core import catalog as catalog_mod
 from tallyflow.errors import UserError
 from tallyflow.land import catalog_store, clickhouse
 from tallyflow.land.loader import Loader
-from tallyflow.ops import jobs
+from tallyflow.ops import cluster, jobs
 from tallyflow.ops.holder import Holder
 from tallyflow.settings import Settings
 from tallyflow.stream import checkpoints, environment, graph, tables
@@ -36,6 +36,7 @@ class RunResult:
     resumed_from: str | None = None  # the checkpoint or savepoint this run continued
     reading_seconds: float | None = None  # from the first event read (jobs/jvm FirstEvent) to the last result
     finalized: dict[str, int] = field(default_factory=dict)  # period -> invoices the settlement window finalized
+    job_id: str | None = None  # `--detach`: the job submitted (or found running) on the cluster
 
     def as_dict(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class RunResult:
             "resumed_from": self.resumed_from,
             "loaded": self.loaded,
             "finalized": self.finalized,
+            **({"job_id": self.job_id} if self.job_id else {}),
         }
 
 
@@ -74,7 +76,10 @@ def run(
     on_progress=None,
     fresh: bool = False,
     serve: str | None = None,
+    detach: bool = False,
 ) -> RunResult:
+    if detach:
+        return submit_detached(settings, catalog_path, fresh)
     cat, client = prepare(settings, catalog_path)
     holder = Holder(settings, client, serve)
     try:
@@ -93,26 +98,11 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
     bounds = topics.input_ends(settings) if bounded else None
     started = time.monotonic()
     loader = Loader(settings, client)
-    # Land what earlier runs committed first (a killed run's last checkpoint, say): customers the
-    # restored state does not know (every one, in a first or fresh run) continue their credit
-    # balances and entry numbers from the ledger, which must be complete for that.
-    loader.drain()
-    seeds = balance.seeds_for_start(settings, client, cat) if graph.credit_meters(cat) else None
-    t_env = environment.create_environment(settings)
     try:
-        statements = graph.kafka_job(
-            t_env,
-            settings,
-            cat,
-            environment.JobOptions(
-                name=jobs.job_name(settings),
-                credit_seeds=seeds,
-                resume_from=restore.resolve().as_uri() if restore else None,
-            ),
-        )
-    except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
+        statements = _job(settings, cat, client, loader, restore)
+    except UserError:
         loader.close()
-        raise UserError(f"the job could not be built: {jobs.root_cause(e)}") from None
+        raise
     stop = {"requested": False}
 
     def _stop(*_: object) -> None:
@@ -155,13 +145,64 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
         loader.close()
 
 
-def load_forever(settings: Settings, catalog_path: str | Path | None, on_progress=None) -> dict:
-    """`tallyflow load`: land a job's output that runs elsewhere (a Flink cluster) until stopped."""
+def _job(settings: Settings, cat, client, loader: Loader, restore: Path | None):
+    """The job's statements, continuing `restore`. Lands what earlier runs committed first (a
+    killed run's last checkpoint, say): customers the restored state does not know (every one, in
+    a first or fresh run) continue their credit balances and entry numbers from the ledger, which
+    must be complete for that."""
+    loader.drain()
+    seeds = balance.seeds_for_start(settings, client, cat) if graph.credit_meters(cat) else None
+    options = environment.JobOptions(
+        name=jobs.job_name(settings), credit_seeds=seeds, resume_from=restore.resolve().as_uri() if restore else None
+    )
+    try:
+        return graph.kafka_job(environment.create_environment(settings), settings, cat, options)
+    except Exception as e:  # planner errors arrive as py4j/PyFlink exceptions
+        raise UserError(f"the job could not be built: {jobs.root_cause(e)}") from None
+
+
+def submit_detached(settings: Settings, catalog_path: str | Path, fresh: bool = False) -> RunResult:
+    """`run --cluster URL --detach`: submit the job (continuing the newest snapshot) and return once
+    it runs; `tallyflow load` lands its output. Idempotent: when this pipeline's job already runs
+    there, nothing is submitted (a second `docker compose up` starts no second copy)."""
+    started = time.monotonic()
+    if not settings.flink_cluster:
+        raise UserError("--detach needs a Flink cluster: --cluster URL or TALLYFLOW_FLINK_CLUSTER")
+    running = cluster.running_jobs(settings.flink_cluster, jobs.job_name(settings))
+    if running:
+        return RunResult("ALREADY_RUNNING", time.monotonic() - started, {"rows": {}}, job_id=running[0])
+    cat, client = prepare(settings, catalog_path)
+    restore = None if fresh else checkpoints.latest(settings)
+    loader = Loader(settings, client)
+    try:
+        statements = _job(settings, cat, client, loader, restore)
+    finally:
+        loader.close()
+    try:
+        job_client = statements.execute().get_job_client()
+    except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
+        raise UserError(f"the job could not start: {jobs.root_cause(e)}") from None
+    job_id = str(job_client.get_job_id())
+    jobs.deployed(settings, job_id)
+    return RunResult(
+        "SUBMITTED",
+        time.monotonic() - started,
+        {"rows": {}},
+        resumed_from=str(restore) if restore else None,
+        job_id=job_id,
+    )
+
+
+def load_forever(
+    settings: Settings, catalog_path: str | Path | None, on_progress=None, serve: str | None = None
+) -> dict:
+    """`tallyflow load`: land a job's output that runs elsewhere (a Flink cluster) until stopped;
+    with `serve`, also the API with /healthz and /readyz (the probes of a Kubernetes loader)."""
     client = clickhouse.ready(settings)
     if catalog_path is not None:
         catalog_store.apply(client, catalog_mod.load(catalog_path), str(catalog_path))
     loader = Loader(settings, client)
-    holder = Holder(settings, client)
+    holder = Holder(settings, client, serve)
     stop = {"requested": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     last_report = 0.0
