@@ -245,9 +245,10 @@ def up(settings: Settings, wait_seconds: float = 90.0) -> dict:
     while True:
         info = overview(url)
         slots = settings.flink_taskmanagers * settings.parallelism
-        if info is not None and info.get("taskmanagers", 0) >= settings.flink_taskmanagers:
-            if info.get("slots-total", 0) >= slots:  # every TaskManager has offered its slots
-                break
+        # Up once every TaskManager has registered and offered its slots.
+        registered = info is not None and info.get("taskmanagers", 0) >= settings.flink_taskmanagers
+        if registered and info.get("slots-total", 0) >= slots:  # type: ignore[union-attr]
+            break
         # Our own children by pid (their /proc entries flicker while the scripts exec the JVM).
         dead = [n for n, pid in children.items() if not _alive(pid)]
         if dead:
