@@ -159,13 +159,19 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
 
 
-def _start(settings: Settings, cp: ClusterPaths, name: str) -> int:
+def command(name: str) -> list[str]:
+    """How a process of the cluster starts: the distribution's own scripts in the foreground,
+    which is also what the Flink image's entrypoint runs for `jobmanager` and `taskmanager`."""
     script = "jobmanager.sh" if name == "jobmanager" else "taskmanager.sh"
+    # A TaskManager's resource id is its name, so the REST API's taskmanager ids say which process runs what.
+    extra = [] if name == "jobmanager" else ["-D", f"taskmanager.resource-id={name}"]
+    return ["bash", str(distribution() / "bin" / script), "start-foreground", *extra]
+
+
+def _start(settings: Settings, cp: ClusterPaths, name: str) -> int:
     with open(cp.log / f"{name}.out", "ab") as out:
         proc = subprocess.Popen(
-            # A TaskManager's resource id is its name, so the REST API's taskmanager ids say which process runs what.
-            ["bash", str(distribution() / "bin" / script), "start-foreground"]
-            + ([] if name == "jobmanager" else ["-D", f"taskmanager.resource-id={name}"]),
+            command(name),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
