@@ -132,6 +132,8 @@ class Settings:
     flink_cluster: str | None = None
     flink_port: int = 8081  # `tallyflow cluster up`: the local cluster's REST port
     flink_taskmanagers: int = 2  # `tallyflow cluster up`: TaskManager processes (one survives a kill)
+    # A ClickHouse cluster's name: the DDL runs ON CLUSTER with Replicated engines (land/replicated.py).
+    clickhouse_cluster: str | None = None
     # A Kafka client properties file (Java or librdkafka keys): security, SASL, TLS for every client.
     kafka_properties: Path | None = None
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
@@ -179,6 +181,7 @@ class Settings:
             flink_port=_int("TALLYFLOW_FLINK_PORT", 8081),
             flink_taskmanagers=_int("TALLYFLOW_FLINK_TASKMANAGERS", 2),
             kafka_properties=_kafka_properties(home),
+            clickhouse_cluster=os.environ.get("TALLYFLOW_CLICKHOUSE_CLUSTER", "").strip() or None,
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(
@@ -188,6 +191,10 @@ class Settings:
             raise UserError(f"TALLYFLOW_WATERMARK_EMIT '{s.watermark_emit}' must be on-periodic or on-event")
         if s.dedup_horizon <= s.allowed_lateness + s.window:
             raise UserError("TALLYFLOW_DEDUP_HORIZON must be longer than TALLYFLOW_ALLOWED_LATENESS plus the window")
+        if s.clickhouse_cluster and not re.fullmatch(r"[A-Za-z0-9_.-]+", s.clickhouse_cluster):
+            raise UserError("TALLYFLOW_CLICKHOUSE_CLUSTER may only hold letters, digits, '.', '_' and '-'")
+        if s.clickhouse_cluster and s.clickhouse_url.startswith("chdb://"):
+            raise UserError("TALLYFLOW_CLICKHOUSE_CLUSTER needs a ClickHouse server (TALLYFLOW_CLICKHOUSE_URL=http...)")
         if s.partitions < 1 or s.parallelism < 1:
             raise UserError("TALLYFLOW_PARTITIONS and TALLYFLOW_PARALLELISM must be at least 1")
         return s

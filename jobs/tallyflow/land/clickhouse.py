@@ -26,7 +26,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.errors import UserError
-from tallyflow.land import shared_store
+from tallyflow.land import replicated, shared_store
 from tallyflow.settings import REPO_ROOT, Settings
 
 SQL_DIR = REPO_ROOT / "sql"
@@ -90,7 +90,7 @@ def connect(settings: Settings) -> Client:
 def ready(settings: Settings) -> Client:
     """A client whose database has every table of sql/ddl/ (created or upgraded as needed)."""
     client = connect(settings)
-    migrate(client)
+    migrate(client, settings.clickhouse_cluster)
     return client
 
 
@@ -175,9 +175,21 @@ def sql_text(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
-def migrate(client: Client) -> list[str]:
+def ddl(cluster: str | None = None) -> list[tuple[str, str]]:
+    """sql/ddl/*.sql in order, as (name, statement); with a cluster name, in their ON CLUSTER,
+    Replicated form (land/replicated.py)."""
+    engines: dict[str, str] = {}
+    out = []
+    for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
+        statement = _strip_comments(path.read_text())
+        out.append((path.stem, replicated.on_cluster(statement, cluster, engines) if cluster else statement))
+    return out
+
+
+def migrate(client: Client, cluster: str | None = None) -> list[str]:
     """Runs every sql/ddl/*.sql in order (each idempotent: CREATE ... IF NOT EXISTS). A table whose
-    partition or sorting key changed since it was created is rebuilt under the new keys first."""
+    partition or sorting key changed since it was created is rebuilt under the new keys first
+    (on one node; on a cluster that is refused, as a rebuild there is an operator's decision)."""
     live = {
         r[0]: (r[1], r[2])
         for r in client.query(
@@ -185,14 +197,18 @@ def migrate(client: Client) -> list[str]:
         ).result_rows
     }
     done = []
-    for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
-        statement = _strip_comments(path.read_text())
-        table = _keys_changed(statement, live)
+    for (name, statement), (_, local) in zip(ddl(cluster), ddl(), strict=True):
+        table = _keys_changed(local, live)
+        if table and cluster:
+            raise UserError(
+                f"table {table} was made with other partition or sorting keys than sql/ddl/{name}.sql; "
+                "on a cluster, rebuild it by hand (docs/architecture.md)"
+            )
         if table:
             _rebuild(client, table, statement)
         else:
             client.command(statement)
-        done.append(path.stem)
+        done.append(name)
     return done
 
 

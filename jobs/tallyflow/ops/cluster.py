@@ -145,8 +145,9 @@ def _recorded(cp: ClusterPaths, name: str) -> int | None:
         return None
     # A recycled pid belongs to someone else: only a Flink process (or its start script, which
     # execs the JVM) started with this cluster's conf directory is ours.
-    kind = ("jobmanager.sh", JOBMANAGER) if name == "jobmanager" else ("taskmanager.sh", TASKMANAGER)
-    kind = (*kind, "flink-console.sh")
+    # flink-console.sh: the script between the two, as it execs the JVM.
+    kind: tuple[str, ...] = ("jobmanager.sh", JOBMANAGER) if name == "jobmanager" else ("taskmanager.sh", TASKMANAGER)
+    kind += ("flink-console.sh",)
     ours = f"FLINK_CONF_DIR={cp.conf}\0" in environ
     return pid if ours and any(k in cmdline for k in kind) else None
 

@@ -54,7 +54,7 @@ def deployed(settings: Settings, job_id: str, deadline_s: float = 30.0) -> None:
     waits until its tasks are deployed: a cluster whose slots went to another job since the check
     would leave them waiting minutes for a slot."""
     url = settings.flink_cluster or ""
-    conf = {e["key"]: e["value"] for e in cluster.rest(url, "/jobmanager/config")}  # type: ignore[union-attr]
+    conf = {e["key"]: e["value"] for e in cluster.rest(url, "/jobmanager/config")}
     if conf.get("execution.checkpointing.dir"):
         checkpoints.remember(settings, f"{conf['execution.checkpointing.dir'].rstrip('/')}/{job_id}")
     started = time.monotonic()
