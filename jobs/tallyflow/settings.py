@@ -87,6 +87,21 @@ def _secret(name: str) -> str | None:
         raise UserError(f"{name}_FILE: cannot read {path}: {e.strerror}") from None
 
 
+def _existing_file(name: str) -> Path | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"{name}: {path} does not exist")
+    return path
+
+
+def _optional_duration(name: str) -> timedelta | None:
+    raw = os.environ.get(name, "").strip()
+    return parse_duration(raw, name) if raw else None
+
+
 def _kafka_properties(home: Path) -> Path | None:
     """TALLYFLOW_KAFKA_PROPERTIES, else the file `stack up --security` wrote for the local broker."""
     named = os.environ.get("TALLYFLOW_KAFKA_PROPERTIES", "").strip()
@@ -134,6 +149,11 @@ class Settings:
     flink_taskmanagers: int = 2  # `tallyflow cluster up`: TaskManager processes (one survives a kill)
     # A ClickHouse cluster's name: the DDL runs ON CLUSTER with Replicated engines (land/replicated.py).
     clickhouse_cluster: str | None = None
+    # The secret key of privacy.pseudonymize (a file: it must never be in an environment dump or the plan).
+    pseudonym_key_file: Path | None = None
+    # How long rejects and duplicates are kept in ClickHouse (None: forever).
+    rejects_ttl: timedelta | None = None
+    duplicates_ttl: timedelta | None = None
     # A Kafka client properties file (Java or librdkafka keys): security, SASL, TLS for every client.
     kafka_properties: Path | None = None
     jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
@@ -182,6 +202,9 @@ class Settings:
             flink_taskmanagers=_int("TALLYFLOW_FLINK_TASKMANAGERS", 2),
             kafka_properties=_kafka_properties(home),
             clickhouse_cluster=os.environ.get("TALLYFLOW_CLICKHOUSE_CLUSTER", "").strip() or None,
+            pseudonym_key_file=_existing_file("TALLYFLOW_PSEUDONYM_KEY_FILE"),
+            rejects_ttl=_optional_duration("TALLYFLOW_REJECTS_TTL"),
+            duplicates_ttl=_optional_duration("TALLYFLOW_DUPLICATES_TTL"),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(

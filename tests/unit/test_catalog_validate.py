@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tallyflow.cli import main
 
 TWO_CURRENCIES = """
@@ -56,3 +58,18 @@ def test_missing_file_is_one_line(tmp_path, capsys):
     assert main(["catalog", "validate", str(tmp_path / "nope.yaml")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read catalog" in err[0]
+
+
+def test_privacy_lists_the_dimensions_to_pseudonymize():
+    from tallyflow.core import catalog
+
+    base = {
+        "meters": [{"id": "users", "event_type": "login", "aggregation": "unique_count", "value": "user_id"}],
+        "plans": [],
+    }
+    assert catalog.parse({**base, "privacy": {"pseudonymize": ["user_id", "ip"]}}).pseudonymize == ("user_id", "ip")
+    assert catalog.parse(base).pseudonymize == ()
+    with pytest.raises(catalog.CatalogError, match=r"privacy.pseudonymize\[1\]: 'ip' is listed twice"):
+        catalog.parse({**base, "privacy": {"pseudonymize": ["ip", "ip"]}})
+    with pytest.raises(catalog.CatalogError, match="privacy: unknown field 'hash'"):
+        catalog.parse({**base, "privacy": {"pseudonymize": ["ip"], "hash": "md5"}})

@@ -328,18 +328,36 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
 def parse(doc: Any, source: str = "catalog") -> Catalog:
     p = Problems()
     doc = read.mapping(p, "", doc)
-    read.keys(p, "", doc, {"meters", "plans", "subscriptions", "grants"}, {"meters", "plans"})
+    read.keys(p, "", doc, {"meters", "plans", "subscriptions", "grants", "privacy"}, {"meters", "plans"})
     meters = _meters(p, doc.get("meters"))
     by_id = {m.id: m for m in meters}
     plans = _plans(p, doc.get("plans"), by_id)
     subs = accounts.subscriptions(p, doc.get("subscriptions"), {pl.id for pl in plans})
     grants = accounts.grants(p, doc.get("grants"))
     accounts.one_currency_per_customer(p, plans, subs)
+    pseudonymize = _privacy(p, doc.get("privacy"))
     if p.items:
         raise CatalogError(source, p.items)
     document = json.dumps(doc, sort_keys=True, default=str)
     digest = hashlib.sha256(document.encode()).hexdigest()[:16]
-    return Catalog(meters, plans, subs, grants, digest, by_id, document)
+    return Catalog(meters, plans, subs, grants, digest, by_id, document, pseudonymize)
+
+
+def _privacy(p: Problems, raw: Any) -> tuple[str, ...]:
+    """privacy.pseudonymize: dimension keys whose values are stored as a keyed HMAC, never raw."""
+    if raw is None:
+        return ()
+    privacy = read.mapping(p, "privacy", raw)
+    read.keys(p, "privacy", privacy, {"pseudonymize"}, {"pseudonymize"})
+    keys = read.items(p, "privacy.pseudonymize", privacy.get("pseudonymize", []))
+    out: list[str] = []
+    for i, key in enumerate(keys):
+        name = read.text(p, f"privacy.pseudonymize[{i}]", "a dimension key", key)
+        if name in out:
+            p.add(f"privacy.pseudonymize[{i}]", f"'{name}' is listed twice")
+        elif name:
+            out.append(name)
+    return tuple(out)
 
 
 def load(path: str | Path) -> Catalog:

@@ -151,6 +151,8 @@ class Catalog:
     digest: str = ""
     meters_by_id: dict[str, Meter] = field(default_factory=dict, compare=False, repr=False)
     document: str = field(default="", compare=False, repr=False)  # the canonical JSON the digest is of
+    # Dimension keys whose values the decoder replaces by a keyed HMAC (privacy.pseudonymize).
+    pseudonymize: tuple[str, ...] = ()
 
     def meter(self, meter_id: str) -> Meter:
         return self.meters_by_id[meter_id]

@@ -91,7 +91,32 @@ def ready(settings: Settings) -> Client:
     """A client whose database has every table of sql/ddl/ (created or upgraded as needed)."""
     client = connect(settings)
     migrate(client, settings.clickhouse_cluster)
+    retention(client, settings)
     return client
+
+
+# The tables that may hold what the pipeline refused to bill, with the time each row counts from.
+RETAINED = {"rejects": "kafka_time", "duplicates": "event_time"}
+
+
+def retention(client: Client, settings: Settings) -> None:
+    """TALLYFLOW_REJECTS_TTL / TALLYFLOW_DUPLICATES_TTL: rows of those tables older than this are
+    deleted by ClickHouse's merges (rejects keep the raw record bytes, personal data included).
+    Unset: kept forever, and a TTL set earlier is removed."""
+    on_cluster = f" ON CLUSTER `{settings.clickhouse_cluster}`" if settings.clickhouse_cluster else ""
+    for table, column in RETAINED.items():
+        ttl = settings.rejects_ttl if table == "rejects" else settings.duplicates_ttl
+        live = client.query(
+            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+            parameters={"t": table},
+        ).result_rows[0][0]
+        if ttl is not None:
+            seconds = int(ttl.total_seconds())
+            client.command(
+                f"ALTER TABLE {table}{on_cluster} MODIFY TTL toDateTime({column}) + INTERVAL {seconds} SECOND"
+            )
+        elif " TTL " in live:
+            client.command(f"ALTER TABLE {table}{on_cluster} REMOVE TTL")
 
 
 class ReadOnly:

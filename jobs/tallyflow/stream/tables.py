@@ -12,6 +12,7 @@ from pyflink.table import StreamTableEnvironment
 from tallyflow.core.alerts import FIELDS as USAGE_SIGNAL_FIELDS
 from tallyflow.core.catalog import Catalog
 from tallyflow.core.rating import FIELDS as RATED_FIELDS
+from tallyflow.errors import UserError
 from tallyflow.settings import Settings, flink_interval
 from tallyflow.stream.environment import JobOptions
 from tallyflow.wire import kafka_config, registry, topics
@@ -132,6 +133,13 @@ def decoder_config(settings: Settings, catalog: Catalog | None = None) -> str:
     schemas = registry.of(settings)
     if schemas is not None:
         conf.update(schemas.decoder_options(settings))
+    if catalog is not None and catalog.pseudonymize:
+        if settings.pseudonym_key_file is None:
+            raise UserError(
+                f"the catalog pseudonymizes {', '.join(catalog.pseudonymize)}: set TALLYFLOW_PSEUDONYM_KEY_FILE "
+                "to a file holding the secret key (the same on every TaskManager)"
+            )
+        conf.update(pseudonymize=",".join(catalog.pseudonymize), pseudonym_key_file=str(settings.pseudonym_key_file))
     pairs = [f"{k}={quote(v, safe='')}" for k, v in conf.items() if v]
     if settings.require_known_customer and catalog is not None:
         pairs.append("customers=" + quote("".join(f"{c}\n" for c in catalog.customers), safe=""))

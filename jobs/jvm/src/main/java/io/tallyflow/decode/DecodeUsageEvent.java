@@ -8,11 +8,16 @@ import java.net.URLDecoder;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
 import org.apache.avro.LogicalTypes;
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaCompatibility;
@@ -57,6 +62,8 @@ public class DecodeUsageEvent extends ScalarFunction {
     private transient BigDecimal maxQuantity;
     private transient int maxRecordBytes;
     private transient Set<String> knownCustomers;
+    private transient Set<String> pseudonymized;
+    private transient Mac pseudonyms;
     // The source table calls TF_DECODE twice per record (the row and its rowtime column): the
     // second call returns the first's result. A copy is kept because Flink may reuse buffers.
     private transient byte[] lastInput;
@@ -100,7 +107,35 @@ public class DecodeUsageEvent extends ScalarFunction {
             knownCustomers = new HashSet<>(Arrays.asList(customers.split("\\R")));
             knownCustomers.remove("");
         }
+        pseudonymized = new HashSet<>();
+        pseudonyms = null;
+        String keys = conf.getOrDefault("pseudonymize", "");
+        if (!keys.isBlank()) {
+            pseudonymized.addAll(Arrays.asList(keys.split(",")));
+            // The key comes from a file on the TaskManager (TALLYFLOW_PSEUDONYM_KEY_FILE), never from the plan.
+            byte[] key = Files.readString(Path.of(conf.getOrDefault("pseudonym_key_file", ""))).strip()
+                    .getBytes(StandardCharsets.UTF_8);
+            try {
+                pseudonyms = Mac.getInstance("HmacSHA256");
+                pseudonyms.init(new SecretKeySpec(key, "HmacSHA256"));
+            } catch (GeneralSecurityException e) {
+                throw new IOException("cannot set up the pseudonymization key", e);
+            }
+        }
         configured = config;
+    }
+
+    /**
+     * A dimension value as stored: listed keys (privacy.pseudonymize) become the first 128 bits of
+     * HMAC-SHA256(key, value) in hex, so equal values stay equal (unique counts stay exact) and
+     * the raw value is not stored.
+     */
+    private String stored(String key, String value) {
+        if (pseudonyms == null || !pseudonymized.contains(key)) {
+            return value;
+        }
+        byte[] mac = pseudonyms.doFinal(value.getBytes(StandardCharsets.UTF_8));
+        return java.util.HexFormat.of().formatHex(mac, 0, 16);
     }
 
     /** Returns Flink's internal row, so the planner converts nothing (two maps per event). */
@@ -240,7 +275,7 @@ public class DecodeUsageEvent extends ScalarFunction {
             if (length(k) > MAX_DIMENSION_LENGTH || length(v) > MAX_DIMENSION_LENGTH) {
                 return reject("dimension " + k + " is longer than " + MAX_DIMENSION_LENGTH + " characters");
             }
-            dims.put(StringData.fromString(k), StringData.fromString(v));
+            dims.put(StringData.fromString(k), StringData.fromString(stored(k, v)));
         }
         return GenericRowData.of(null, schemaId, StringData.fromString(eventId), StringData.fromString(customer),
                 StringData.fromString(eventType), TimestampData.fromEpochMillis(eventTime), new GenericMapData(vals),

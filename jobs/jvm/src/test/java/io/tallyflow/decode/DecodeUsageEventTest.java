@@ -146,6 +146,40 @@ class DecodeUsageEventTest {
     }
 
     @Test
+    void listedDimensionsAreStoredAsAKeyedHmac(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path key = Files.writeString(dir.resolve("pseudonym.key"), "s3cret\n");
+        String conf = CONF + "&pseudonymize=user_id&pseudonym_key_file="
+                + URLEncoder.encode(key.toString(), StandardCharsets.UTF_8);
+        JsonNode event = JSON.readTree("{\"event_id\":\"e\",\"customer_id\":\"c\",\"event_type\":\"t\","
+                + "\"event_time\":\"2026-10-05T10:00:00Z\",\"dimensions\":{\"user_id\":\"alice@example.com\",\"model\":\"m\"}}");
+        RowData row = new DecodeUsageEvent().eval(encode(event), conf);
+        assertNull(error(row));
+        Map<String, String> dims = new HashMap<>();
+        var map = row.getMap(7);
+        for (int i = 0; i < map.size(); i++) {
+            dims.put(map.keyArray().getString(i).toString(), map.valueArray().getString(i).toString());
+        }
+        javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+        mac.init(new javax.crypto.spec.SecretKeySpec("s3cret".getBytes(StandardCharsets.UTF_8), "HmacSHA256"));
+        String expected = java.util.HexFormat.of().formatHex(
+                mac.doFinal("alice@example.com".getBytes(StandardCharsets.UTF_8)), 0, 16);
+        assertEquals(Map.of("user_id", expected, "model", "m"), dims);  // an unlisted key stays as sent
+        // The same value under the same key gives the same pseudonym: unique counts stay exact.
+        RowData again = new DecodeUsageEvent().eval(encode(event), conf);
+        assertEquals(expected, again.getMap(7).valueArray().getString(indexOf(again, "user_id")).toString());
+    }
+
+    private static int indexOf(RowData row, String key) {
+        var map = row.getMap(7);
+        for (int i = 0; i < map.size(); i++) {
+            if (map.keyArray().getString(i).toString().equals(key)) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    @Test
     void anOlderWriterSchemaIsResolvedAgainstTheNewerReader() throws IOException {
         Schema v1 = schema("usage_event.v1.avsc");
         GenericRecord r = new GenericData.Record(v1);
