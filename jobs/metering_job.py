@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     t_env = environment.create_environment()
     result = graph.kafka_job(
-        t_env, settings, cat, environment.JobOptions(bounded=args.bounded, credit_seeds=seeds)
+        t_env, settings, cat, environment.JobOptions(bounded=args.bounded, credit_seeds=seeds, on_cluster=True)
     ).execute()
     if args.bounded:
         # Submitting returns at once; a bounded job is waited for, so this process (and, run

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tallyflow.ops import cluster
 from tallyflow.settings import REPO_ROOT
 from tests.integration.conftest import TALLYFLOW, _free_port_pair
 from tests.integration.test_invoice_e2e import PERIOD, assert_invoices_exact, month
@@ -239,3 +241,54 @@ def start_run_load(tallyflow, catalog: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_the_entry_point_flink_run_submits_is_exact_on_the_cluster(tallyflow, flink, tmp_path):
+    """What the Kubernetes operator and `flink run -py` run: jobs/metering_job.py, submitted with
+    the distribution's own `flink` CLI, its output landed by `tallyflow load`."""
+    on_cluster(tallyflow, flink)
+    path, events, sent = month(tmp_path, n=3000, seed=61)
+    tallyflow("produce", "--file", str(events))
+    load = start_run_load(tallyflow, str(path))  # applies the catalog, then lands
+    try:
+        env = {
+            **tallyflow.env,
+            "FLINK_CONF_DIR": str(flink["home"] / "conf"),
+            "PYTHONPATH": str(REPO_ROOT / "jobs"),
+            "PYFLINK_CLIENT_EXECUTABLE": sys.executable,
+        }
+        submit = subprocess.run(
+            [
+                str(cluster.distribution() / "bin" / "flink"),
+                "run",
+                "-m",
+                flink["url"].removeprefix("http://"),
+                "-py",
+                str(REPO_ROOT / "jobs" / "metering_job.py"),
+                "--catalog",
+                str(path),
+                "--bounded",
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert submit.returncode == 0, submit.stderr[-3000:] + submit.stdout[-2000:]
+        finished = [j["jid"] for j in jobs(flink["url"]) if j["name"] == "tallyflow-metering"]
+        assert len(finished) == 1
+        # The job named no checkpoint directory: the cluster's config.yaml placed its checkpoints.
+        assert (flink["home"] / "checkpoints" / finished[0]).is_dir()
+        prefix = tallyflow.env["TALLYFLOW_TOPIC_PREFIX"].rstrip(".")
+        assert not (Path(tallyflow.env["TALLYFLOW_HOME"]) / "checkpoints" / prefix / finished[0]).exists()
+        unique = len({(e["customer_id"], e["event_id"]) for e in sent})
+        deadline = time.monotonic() + 180
+        while int(tallyflow.sql("SELECT count() AS n FROM events FINAL")[0]["n"]) < unique:
+            assert time.monotonic() < deadline, "the loader did not land the entry point's output"
+            time.sleep(1)
+        time.sleep(3)  # the last windows' batches
+        assert_invoices_exact(tallyflow, sent)
+    finally:
+        load.send_signal(signal.SIGTERM)
+        load.communicate(timeout=60)

@@ -24,6 +24,9 @@ class JobOptions:
     checkpoint_dir: str | None = None
     resume_from: str | None = None  # a checkpoint or savepoint to restore (checkpoints.latest)
     credit_seeds: dict | None = None  # drawdown states from the ledger (balance.seeds_for_start)
+    # Submitted by `flink run` / the operator (jobs/metering_job.py): the cluster's config.yaml says
+    # where checkpoints go, as with `run --cluster`.
+    on_cluster: bool = False
 
 
 def jar_urls(settings: Settings) -> list[str]:
@@ -64,7 +67,7 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         conf.set(key, value)
     # On a cluster, its own config.yaml says where checkpoints go (a Kubernetes last-state upgrade
     # finds them there); the job names a directory only for the local MiniCluster, or when asked.
-    if options.checkpoint_dir or not settings.flink_cluster:
+    if options.checkpoint_dir or not (settings.flink_cluster or options.on_cluster):
         conf.set("execution.checkpointing.dir", options.checkpoint_dir or checkpoints.root(settings).as_uri())
     if options.resume_from:
         conf.set("execution.state-recovery.path", options.resume_from)
