@@ -80,9 +80,10 @@ def wait_landed(tallyflow, at_least: int, timeout: float = 180) -> int:
     raise AssertionError(f"fewer than {at_least} events landed in {timeout} s")
 
 
-def start_run(tallyflow, *args: str) -> subprocess.Popen:
+def start_run(tallyflow, *args: str, command: str = "run") -> subprocess.Popen:
+    """`tallyflow run ...` (or another command) in the background, as a deployment runs it."""
     return subprocess.Popen(
-        [*TALLYFLOW, "run", *args],
+        [*TALLYFLOW, command, *args],
         env=tallyflow.env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -218,7 +219,7 @@ def test_a_detached_submit_is_idempotent_and_load_lands_its_output(tallyflow, fl
     again = tallyflow.json("run", "--catalog", str(path), "--detach")  # a second `docker compose up`
     assert again == {**again, "status": "ALREADY_RUNNING", "job_id": first["job_id"]}
     assert [j["jid"] for j in jobs(flink["url"]) if j["state"] == "RUNNING"] == [first["job_id"]]
-    load = start_run_load(tallyflow, str(path))
+    load = start_run(tallyflow, "--catalog", str(path), command="load")
     try:
         unique = len({(e["customer_id"], e["event_id"]) for e in sent})
         deadline = time.monotonic() + 180
@@ -232,24 +233,13 @@ def test_a_detached_submit_is_idempotent_and_load_lands_its_output(tallyflow, fl
         urllib.request.urlopen(req, timeout=10).close()
 
 
-def start_run_load(tallyflow, catalog: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*TALLYFLOW, "load", "--catalog", catalog],
-        env=tallyflow.env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_the_entry_point_flink_run_submits_is_exact_on_the_cluster(tallyflow, flink, tmp_path):
     """What the Kubernetes operator and `flink run -py` run: jobs/metering_job.py, submitted with
     the distribution's own `flink` CLI, its output landed by `tallyflow load`."""
     on_cluster(tallyflow, flink)
     path, events, sent = month(tmp_path, n=3000, seed=61)
     tallyflow("produce", "--file", str(events))
-    load = start_run_load(tallyflow, str(path))  # applies the catalog, then lands
+    load = start_run(tallyflow, "--catalog", str(path), command="load")  # applies the catalog, then lands
     try:
         env = {
             **tallyflow.env,

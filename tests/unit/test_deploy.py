@@ -57,7 +57,7 @@ def test_compose_submits_after_a_healthy_jobmanager_with_the_command_the_cluster
     # tests/integration/test_cluster.py runs `run --detach` twice (idempotent) and `load`, the
     # loader service's command, against `tallyflow cluster up`.
     cluster_test = (REPO_ROOT / "tests" / "integration" / "test_cluster.py").read_text()
-    assert '"run", "--catalog", str(path), "--detach"' in cluster_test and '"load", "--catalog"' in cluster_test
+    assert '"run", "--catalog", str(path), "--detach"' in cluster_test and 'command="load"' in cluster_test
     assert services["loader"]["command"][:2] == ["tallyflow", "load"]
     assert services["jobmanager"]["command"] == "jobmanager" and services["taskmanager"]["command"] == "taskmanager"
 

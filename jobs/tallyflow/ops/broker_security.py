@@ -66,44 +66,13 @@ class BrokerSecurity:
         for f in (ca_store, self.keystore):
             f.unlink(missing_ok=True)
         common = ["-storetype", "PKCS12", "-storepass:env", "TF_STOREPASS", "-keypass:env", "TF_STOREPASS"]
+        keypair = ["-genkeypair", "-keyalg", "RSA", "-keysize", "2048", "-validity", "3650", *common]
         _keytool(
-            password,
-            "-genkeypair",
-            "-alias",
-            "ca",
-            "-dname",
-            "CN=tallyflow local CA",
-            "-keyalg",
-            "RSA",
-            "-keysize",
-            "2048",
-            "-validity",
-            "3650",
-            "-ext",
-            "bc:c",
-            "-keystore",
-            ca_store,
-            *common,
+            password, *keypair, "-alias", "ca", "-dname", "CN=tallyflow local CA", "-ext", "bc:c", "-keystore", ca_store
         )
         ca = _keytool(password, "-exportcert", "-rfc", "-alias", "ca", "-keystore", ca_store, *common)
         self.ca_pem.write_text(ca)
-        _keytool(
-            password,
-            "-genkeypair",
-            "-alias",
-            "broker",
-            "-dname",
-            "CN=localhost",
-            "-keyalg",
-            "RSA",
-            "-keysize",
-            "2048",
-            "-validity",
-            "3650",
-            "-keystore",
-            self.keystore,
-            *common,
-        )
+        _keytool(password, *keypair, "-alias", "broker", "-dname", "CN=localhost", "-keystore", self.keystore)
         request = _keytool(password, "-certreq", "-alias", "broker", "-keystore", self.keystore, *common)
         signed = _keytool(
             password,
