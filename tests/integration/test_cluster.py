@@ -142,7 +142,7 @@ def test_a_killed_taskmanager_loses_nothing_and_counts_nothing_twice(tallyflow, 
     assert [c for c in report["failed"] if c["check"] in credit] == []
     # KNOWN DEFECT (README, Limitations): after a TaskManager failover the windowed path
     # (events_vs_outputs, metered_vs_rated, rated_vs_invoice) has disagreed with `events` for some
-    # customer/meter pairs (in 2 of 4 runs); invoices, which read `events`, stay exact. Printed, not hidden:
+    # customer/meter pairs (in 3 of 5 runs); invoices, which read `events`, stay exact. Printed, not hidden:
     windows = [(c["check"], c["customer"], c["meter"]) for c in report["failed"] if c["check"] not in credit]
     print("windowed checks failing after the failover:", windows or "none")
     # `cluster up` brings the killed TaskManager back; the other is left alone.
@@ -215,6 +215,13 @@ def test_cluster_mistakes_get_one_line(tallyflow, flink, tmp_path):
     assert "free task slots" in full.stderr and "needs 3" in full.stderr and time.monotonic() - started < 30
 
 
+def landed(tallyflow) -> int:
+    """Events in the store, read through `load` (0 while it is still opening the store: between
+    opening it and offering reads, another process finds it neither free nor held)."""
+    proc = tallyflow("sql", "SELECT count() AS n FROM events FINAL", "--format", "json", check=False)
+    return int(json.loads(proc.stdout)[0]["n"]) if proc.returncode == 0 else 0
+
+
 def test_a_detached_submit_is_idempotent_and_load_lands_its_output(tallyflow, flink, tmp_path):
     """What the compose file's `submit` and `loader` services run (tests/unit/test_deploy.py)."""
     on_cluster(tallyflow, flink)
@@ -229,7 +236,7 @@ def test_a_detached_submit_is_idempotent_and_load_lands_its_output(tallyflow, fl
     try:
         unique = len({(e["customer_id"], e["event_id"]) for e in sent})
         deadline = time.monotonic() + 180
-        while int(tallyflow.sql("SELECT count() AS n FROM events FINAL")[0]["n"]) < unique:
+        while landed(tallyflow) < unique:
             assert time.monotonic() < deadline, "the loader did not land the detached job's output"
             time.sleep(1)
     finally:
