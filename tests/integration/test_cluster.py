@@ -142,8 +142,13 @@ def test_a_killed_taskmanager_loses_nothing_and_counts_nothing_twice(tallyflow, 
     assert [c for c in report["failed"] if c["check"] in credit] == []
     # KNOWN DEFECT (README, Limitations): after a TaskManager failover the windowed path
     # (events_vs_outputs, metered_vs_rated, rated_vs_invoice) has disagreed with `events` for some
-    # customer/meter pairs (in 3 of 5 runs); invoices, which read `events`, stay exact. Printed, not hidden:
-    windows = [(c["check"], c["customer"], c["meter"]) for c in report["failed"] if c["check"] not in credit]
+    # customer/meter pairs (in 5 of 7 runs; short, never long); invoices, which read `events`,
+    # stay exact. Printed, not hidden:
+    windows = [
+        (c["check"], c["customer"], c["meter"], c["left"]["value"], c["right"]["value"])
+        for c in report["failed"]
+        if c["check"] not in credit
+    ]
     print("windowed checks failing after the failover:", windows or "none")
     # `cluster up` brings the killed TaskManager back; the other is left alone.
     back = flink["cli"]("up")
