@@ -18,15 +18,17 @@ DEMO_CUSTOMERS ?= 10
 
 SERVE_ADDRESS ?= 127.0.0.1:8900
 DEMO_TOKEN_FILE := .tallyflow/admin-token
-# Debian packages the tests drive: Chromium and ChromeDriver (dashboard tests), promtool (rules).
-DEBIAN_PACKAGES := chromium chromium-driver prometheus
+# Debian packages the tests drive: Chromium and ChromeDriver (dashboard tests), promtool (rules),
+# openssl (the schema registry test's TLS certificate).
+DEBIAN_PACKAGES := chromium chromium-driver prometheus openssl
 
 .PHONY: setup demo serve test test-unit test-integration test-jvm lint bench chaos chaos-cluster clean stack-down
 
 setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar build/.debian
 
 build/.debian:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v promtool >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v promtool >/dev/null \
+		&& command -v openssl >/dev/null; then :; \
 	else \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \

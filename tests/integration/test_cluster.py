@@ -177,7 +177,11 @@ def test_a_cancelled_job_resubmitted_continues_its_state(tallyflow, flink, tmp_p
     run = start_run(tallyflow, "--catalog", str(path))  # unbounded
     job = running_job(flink["url"], tallyflow)
     wait_landed(tallyflow, 1)
-    time.sleep(3)  # a checkpoint or two past the first output
+    completed = rest(flink["url"], f"/jobs/{job}/checkpoints")["counts"]["completed"]
+    deadline = time.monotonic() + 60
+    while rest(flink["url"], f"/jobs/{job}/checkpoints")["counts"]["completed"] < completed + 2:
+        assert time.monotonic() < deadline, "no checkpoint completed past the first output"
+        time.sleep(0.5)  # two more checkpoints retained: the resubmission has one to continue
     req = urllib.request.Request(f"{flink['url']}/jobs/{job}?mode=cancel", method="PATCH")
     urllib.request.urlopen(req, timeout=10).close()  # cancelled from outside, as from the Flink UI
     _, stderr = run.communicate(timeout=120)

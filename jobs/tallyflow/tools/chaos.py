@@ -215,7 +215,12 @@ class Chaos:
         hosts = sorted(cluster.taskmanagers_of(url, running[0])) if running else []
         if not hosts or cluster.kill(self.settings, hosts[0]) is None:
             return False
-        time.sleep(2)  # the JobManager notices the loss; then the TaskManager comes back
+        # The killed one comes back once the JobManager has dropped it (its heartbeat timed out).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and hosts[0] in {
+            tm["id"] for tm in cluster.rest(url, "/taskmanagers").get("taskmanagers", [])
+        }:
+            time.sleep(0.5)  # a status poll, bounded by the deadline
         cluster.up(self.settings)
         return True
 
