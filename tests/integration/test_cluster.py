@@ -135,21 +135,13 @@ def test_a_killed_taskmanager_loses_nothing_and_counts_nothing_twice(tallyflow, 
     assert int(tallyflow.sql("SELECT count() AS n FROM events FINAL")[0]["n"]) == len(unique)  # 0 lost
     assert int(tallyflow.sql("SELECT count() AS n FROM (SELECT DISTINCT * FROM events)")[0]["n"]) >= len(unique)
     assert_invoices_exact(tallyflow, sent)  # 0 counted twice in any window, rated record or line
+    # Every window, adjustment, rated record and credit-ledger entry agrees with `events`. A
+    # failover once lost on-time events replayed behind the windows' restored watermark: the
+    # dedup step's floor lagged the barrier's watermark (ClassifyEventsTest covers the cause).
     rec = tallyflow("reconcile", "--period", PERIOD, "--format", "json", check=False)
     report = json.loads(rec.stdout)
-    # The credit ledger is exact: drawn once, entry numbers without gap or repeat, balances.
-    credit = {"credits_implied_vs_ledger", "ledger_entry_numbers", "balance_vs_ledger"}
-    assert [c for c in report["failed"] if c["check"] in credit] == []
-    # KNOWN DEFECT (README, Limitations): after a TaskManager failover the windowed path
-    # (events_vs_outputs, metered_vs_rated, rated_vs_invoice) has disagreed with `events` for some
-    # customer/meter pairs (in 5 of 7 runs; short, never long); invoices, which read `events`,
-    # stay exact. Printed, not hidden:
-    windows = [
-        (c["check"], c["customer"], c["meter"], c["left"]["value"], c["right"]["value"])
-        for c in report["failed"]
-        if c["check"] not in credit
-    ]
-    print("windowed checks failing after the failover:", windows or "none")
+    failed = [(c["check"], c.get("customer"), c.get("meter"), c.get("left"), c.get("right")) for c in report["failed"]]
+    assert rec.returncode == 0 and failed == [], failed
     # `cluster up` brings the killed TaskManager back; the other is left alone.
     back = flink["cli"]("up")
     assert back["started"] == [victim] and back["taskmanagers"] == 2

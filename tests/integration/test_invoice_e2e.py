@@ -123,3 +123,18 @@ def test_rated_records_add_up_to_the_windowed_and_adjusted_usage(tallyflow, tmp_
                 expected[(sub.customer, line.meter, line.filter, version)] = line.amount_exact
     assert {k: v[0] for k, v in rated.items()} == expected
     assert {k[1] for k, v in rated.items() if v[1]} == {"images"}  # the volume charge is provisional
+
+
+def test_a_source_idle_before_the_end_still_closes_the_last_windows(tallyflow, tmp_path):
+    # A source with no new record for the idle timeout announces itself idle, and Flink then drops
+    # every watermark it emits, the end-of-input one of a draining stop too: the last hour's
+    # windows never fired. A 1 s timeout makes the source idle long before `run` ends the job.
+    tallyflow.env["TALLYFLOW_IDLE_TIMEOUT"] = "1s"
+    path, events_file, sent = month(tmp_path, n=2000, seed=7)
+    tallyflow("produce", "--file", str(events_file))
+    tallyflow("run", "--catalog", str(path), "--bounded")
+    last = max(e["event_time"] for e in sent)
+    rows = tallyflow.sql("SELECT toString(max(window_start)) AS w FROM usage_windows FINAL")
+    assert rows[0]["w"][:13] == last[:10] + " " + last[11:13], (rows, last)
+    rec = tallyflow("reconcile", "--period", PERIOD, "--format", "json", check=False)
+    assert rec.returncode == 0, json.loads(rec.stdout)["failed"]

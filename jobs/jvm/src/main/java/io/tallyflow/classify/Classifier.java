@@ -48,8 +48,8 @@ public final class Classifier {
         ClassifyEvents.Fields positions = new ClassifyEvents.Fields(names);
         DataStream<RowData> classified = in
                 .keyBy((KeySelector<RowData, String>) positions::key, Types.STRING)
-                .process(new ClassifyEvents(horizonMs, allowedLatenessMs, windowMs, positions), rowType(names, types))
-                .name("classify-events")
+                .transform("classify-events", rowType(names, types),
+                        new ClassifyEvents.Operator(new ClassifyEvents(horizonMs, allowedLatenessMs, windowMs, positions)))
                 .uid("classify-events");
 
         InternalTypeInfo<RowData> meteredType = rowType(

@@ -21,6 +21,10 @@ import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.MapData;
@@ -44,7 +48,11 @@ import org.apache.flink.util.Collector;
  * <p>The watermark a run reached is kept in its checkpoints and savepoints (union operator state)
  * and is the floor of the next run's verdicts: a run that continues another's state judges a late
  * event as the first would have, instead of as on time against a watermark that starts over.
- * The end-of-input watermark (Long.MAX_VALUE, a draining stop) is not a watermark events reached.
+ * The floor is the watermark this operator held at the barrier, told by {@link Operator}, not the
+ * last one an event was judged against: the windows downstream restore the watermark they held at
+ * the same barrier and drop what is behind it, so an event judged on time against a lower floor
+ * would be lost to them. The end-of-input watermark (Long.MAX_VALUE, a draining stop) is not a
+ * watermark events reached.
  *
  * <p>Works on Flink's internal RowData on both sides, so no event is converted to and from
  * external Row objects (two maps per event) on its way through.
@@ -99,7 +107,7 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
     private transient Map<String, Counter> counters;
     private transient ListState<Long> floorState;
     private transient long floor; // the highest watermark an earlier run reached
-    private transient long reached; // the highest real watermark this run saw
+    private transient long reached; // the highest real watermark this run holds
 
     public ClassifyEvents(long horizonMs, long allowedLatenessMs, long windowMs, Fields fields) {
         this.horizonMs = horizonMs;
@@ -161,11 +169,7 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
         counters.get("accepted").inc();
         long ts = in.getTimestamp(f.eventTime, 3).getMillisecond();
         long windowStart = ts - Math.floorMod(ts, windowMs);
-        long current = ctx.timerService().currentWatermark();
-        if (current != Long.MAX_VALUE && current > reached) {
-            reached = current;
-        }
-        long watermark = Math.max(current, floor);
+        long watermark = Math.max(ctx.timerService().currentWatermark(), floor);
         int kind;
         if (ts > watermark) {
             kind = ON_TIME;
@@ -177,6 +181,62 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
             counters.get("too_late").inc();
         }
         out.collect(extend(in, kind, TimestampData.fromEpochMillis(windowStart), hash));
+    }
+
+    /** A watermark reached this operator (before its timers and downstream see it). */
+    void watermark(long timestamp) {
+        if (timestamp != Long.MAX_VALUE && timestamp > reached) {
+            reached = timestamp;
+        }
+    }
+
+    /**
+     * The keyed process operator around ClassifyEvents. It tells the function every watermark (a
+     * function sees the watermark only inside processElement, and the floor must not lag behind
+     * the barrier's), and it ends event time at the end of the input.
+     *
+     * <p>Why the latter: a source with no new record for the idle timeout announces itself idle,
+     * and Flink's outputs drop every watermark while idle, the end-of-input watermark of a
+     * draining stop too. The last hour's windows then never fired. The end of the input (endInput:
+     * a draining stop or a bounded source's end, never a stop that keeps windows open) is the end
+     * of event time, so this operator says so itself, after announcing its output active.
+     */
+    public static final class Operator extends KeyedProcessOperator<String, RowData, RowData>
+            implements BoundedOneInput {
+        private static final long serialVersionUID = 1L;
+        private final ClassifyEvents classify;
+        private transient boolean idle;
+        private transient boolean ended;
+
+        public Operator(ClassifyEvents function) {
+            super(function);
+            this.classify = function;
+        }
+
+        @Override
+        public void processWatermark(Watermark mark) throws Exception {
+            classify.watermark(mark.getTimestamp());
+            ended |= mark.getTimestamp() == Long.MAX_VALUE;
+            super.processWatermark(mark);
+        }
+
+        @Override
+        public void processWatermarkStatus(WatermarkStatus status) throws Exception {
+            idle = status.isIdle();
+            super.processWatermarkStatus(status);
+        }
+
+        @Override
+        public void endInput() throws Exception {
+            if (ended) {
+                return;
+            }
+            if (idle) {
+                idle = false;
+                output.emitWatermarkStatus(WatermarkStatus.ACTIVE);
+            }
+            processWatermark(Watermark.MAX_WATERMARK);
+        }
     }
 
     private static RowData extend(RowData in, int kind, TimestampData windowStart, long hash) {

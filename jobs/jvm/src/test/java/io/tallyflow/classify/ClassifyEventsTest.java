@@ -11,6 +11,8 @@ import java.util.Map;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.table.data.RowData;
 import org.junit.jupiter.api.Test;
@@ -23,7 +25,7 @@ class ClassifyEventsTest {
     private static KeyedOneInputStreamOperatorTestHarness<String, RowData, RowData> harness() throws Exception {
         // Dedup horizon 40 days, allowed lateness 1 h, windows of 1 h (the defaults).
         KeyedProcessOperator<String, RowData, RowData> op =
-                new KeyedProcessOperator<>(new ClassifyEvents(40 * 24 * HOUR, HOUR, HOUR, FIELDS));
+                new ClassifyEvents.Operator(new ClassifyEvents(40 * 24 * HOUR, HOUR, HOUR, FIELDS));
         return new KeyedOneInputStreamOperatorTestHarness<>(op, FIELDS::key, Types.STRING);
     }
 
@@ -75,7 +77,6 @@ class ClassifyEventsTest {
             h.open();
             send(h, event("c", "seen", "api", "2026-10-05T12:50:00Z", Map.of(), Map.of(), 0), "2026-10-05T12:50:00Z");
             h.processWatermark(ms("2026-10-05T12:55:00Z"));
-            // The floor is the highest watermark an event was judged against.
             send(h, event("c", "after", "api", "2026-10-05T12:58:00Z", Map.of(), Map.of(), 1), "2026-10-05T12:58:00Z");
             snapshot = h.snapshot(1L, 1L);
         }
@@ -89,6 +90,67 @@ class ClassifyEventsTest {
             // The resend is a duplicate (the dedup state came back); lateness is judged against the
             // watermark the first run reached (12:55), not against one that starts over.
             assertEquals(List.of("duplicate", "too_late", "adjust", "on_time"), kinds(h));
+        }
+    }
+
+    @Test
+    void theFloorIsTheWatermarkAtTheBarrierEvenWithNoEventAfterIt() throws Exception {
+        // The windows downstream restore the watermark they held at the barrier (13:05) and drop
+        // what is behind it. An event of the closed window [12:00, 13:00) replayed after the restore
+        // must be an adjustment, not on time against the last watermark an event was judged by.
+        OperatorSubtaskState snapshot;
+        try (var h = harness()) {
+            h.open();
+            h.processWatermark(ms("2026-10-05T11:00:00Z"));
+            send(h, event("c", "a", "api", "2026-10-05T12:40:00Z", Map.of(), Map.of(), 0), "2026-10-05T12:40:00Z");
+            h.processWatermark(ms("2026-10-05T13:05:00Z"));
+            snapshot = h.snapshot(1L, 1L);
+        }
+        try (var h = harness()) {
+            h.initializeState(snapshot);
+            h.open();
+            send(h, event("c", "b", "api", "2026-10-05T12:30:00Z", Map.of(), Map.of(), 1), "2026-10-05T12:30:00Z");
+            send(h, event("c", "c", "api", "2026-10-05T13:10:00Z", Map.of(), Map.of(), 2), "2026-10-05T13:10:00Z");
+            assertEquals(List.of("adjust", "on_time"), kinds(h));
+        }
+    }
+
+    @Test
+    void theEndOfInputWatermarkIsNoFloor() throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var h = harness()) {
+            h.open();
+            h.processWatermark(ms("2026-10-05T12:55:00Z"));
+            h.processWatermark(Long.MAX_VALUE);  // a draining stop
+            snapshot = h.snapshot(1L, 1L);
+        }
+        try (var h = harness()) {
+            h.initializeState(snapshot);
+            h.open();
+            send(h, event("c", "a", "api", "2026-10-05T12:10:00Z", Map.of(), Map.of(), 0), "2026-10-05T12:10:00Z");
+            send(h, event("c", "b", "api", "2026-10-05T13:10:00Z", Map.of(), Map.of(), 1), "2026-10-05T13:10:00Z");
+            assertEquals(List.of("adjust", "on_time"), kinds(h));
+        }
+    }
+
+    @Test
+    void theEndOfTheInputEndsEventTimeEvenWhenTheInputWasIdle() throws Exception {
+        // Flink drops watermarks while an output is idle, the end-of-input one of a draining stop
+        // too: the operator announces itself active and ends event time on its own.
+        try (var h = harness()) {
+            h.open();
+            h.processWatermark(ms("2026-10-05T12:55:00Z"));
+            h.processWatermarkStatus(WatermarkStatus.IDLE);
+            h.getOutput().clear();
+            h.endInput();
+            assertEquals(List.of(WatermarkStatus.ACTIVE, Watermark.MAX_WATERMARK), List.copyOf(h.getOutput()));
+        }
+        try (var h = harness()) {  // the end-of-input watermark came through: nothing more
+            h.open();
+            h.processWatermark(Long.MAX_VALUE);
+            h.getOutput().clear();
+            h.endInput();
+            assertEquals(List.of(), List.copyOf(h.getOutput()));
         }
     }
 }
