@@ -80,7 +80,7 @@ serve: setup
 	TALLYFLOW_ADMIN_TOKEN_FILE=$(DEMO_TOKEN_FILE) $(TALLYFLOW) serve --address $(SERVE_ADDRESS)
 
 test: setup lint test-jvm
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 # The JVM operators in Flink's test harnesses, and the shared vectors through the router and decoder.
 test-jvm: setup
@@ -93,11 +93,15 @@ test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
 # Not part of `make test`: publishes BENCH_EVENTS events (several minutes on 2 cores), then
-# BENCH_RATE events/s for BENCH_SECONDS to measure the credit drawdown's latency.
+# BENCH_RATE events/s for BENCH_SECONDS to measure the credit drawdown's latency, then prices a
+# month of BENCH_INVOICE_EVENTS events for BENCH_INVOICE_CUSTOMERS customers (a throwaway store).
+BENCH_INVOICE_EVENTS ?= 10000000
+BENCH_INVOICE_CUSTOMERS ?= 10000
 bench: setup
 	$(TALLYFLOW) stack up
 	$(TALLYFLOW) bench --events $(BENCH_EVENTS)
 	$(TALLYFLOW) bench --latency --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS)
+	$(TALLYFLOW) bench --invoices --events $(BENCH_INVOICE_EVENTS) --customers $(BENCH_INVOICE_CUSTOMERS)
 
 # Not part of `make test` (about 15 minutes): CHAOS_EVENTS events through CHAOS_KILLS job kills, a
 # loader crash between insert and commit and (local stack) a broker restart, against the exact

@@ -80,18 +80,27 @@ WITH
     ),
     usage AS (
         -- U per charge: the meter's aggregation over the segment's events that pass the filter.
+        -- The events are the probe side and the charges (a few per customer) the hash table; each
+        -- aggregate takes only the rows of charges that use it (the quantiles and uniqExact keep
+        -- state per row), and only the columns the charges read leave the table.
         SELECT ch.customer_id AS customer_id, ch.seg_start AS seg_start, ch.charge_index AS charge_index,
                any(ch.aggregation) AS aggregation,
-               countIf(e.event_id != '') AS n_events,
-               sumIf(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_sum,
-               maxIf(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_max,
-               uniqExactIf(e.dimensions[ch.value_key], mapContains(e.dimensions, ch.value_key)) AS v_unique,
-               argMaxIf(e.`values`[ch.value_key], (e.event_time, e.event_id), mapContains(e.`values`, ch.value_key)) AS v_latest,
-               quantileExactIf(0.95)(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_p95,
-               quantileExactIf(0.99)(e.`values`[ch.value_key], mapContains(e.`values`, ch.value_key)) AS v_p99
-        FROM charges AS ch
-        INNER JOIN (SELECT * FROM events FINAL WHERE event_time >= ps AND event_time < pe) AS e
-            ON e.customer_id = ch.customer_id AND e.event_type = ch.event_type
+               count() AS n_events,
+               sumIf(e.`values`[ch.value_key], (mapContains(e.`values`, ch.value_key) AS has_value)
+                     AND ch.aggregation = 'sum') AS v_sum,
+               maxIf(e.`values`[ch.value_key], has_value AND ch.aggregation = 'max') AS v_max,
+               uniqExactIf(e.dimensions[ch.value_key],
+                           mapContains(e.dimensions, ch.value_key) AND ch.aggregation = 'unique_count') AS v_unique,
+               argMaxIf(e.`values`[ch.value_key], (e.event_time, e.event_id), has_value AND ch.aggregation = 'latest') AS v_latest,
+               quantileExactIf(0.95)(e.`values`[ch.value_key], has_value AND ch.aggregation = 'p95') AS v_p95,
+               quantileExactIf(0.99)(e.`values`[ch.value_key], has_value AND ch.aggregation = 'p99') AS v_p99
+        FROM (
+            SELECT customer_id, event_id, event_type, event_time, `values`, dimensions
+            FROM events FINAL
+            -- The month's partition only; for one customer, only its part of the primary key.
+            WHERE event_time >= ps AND event_time < pe AND ({customer:String} = '' OR customer_id = {customer:String})
+        ) AS e
+        INNER JOIN charges AS ch ON e.customer_id = ch.customer_id AND e.event_type = ch.event_type
         WHERE e.event_time >= ch.seg_start AND e.event_time < ch.seg_end
           AND arrayAll((k, v) -> e.dimensions[k] = v, mapKeys(ch.filter), mapValues(ch.filter))
         GROUP BY ch.customer_id, ch.seg_start, ch.charge_index
@@ -229,31 +238,38 @@ WITH
             UNION ALL SELECT * FROM credit_lines
         )
     ),
-    minimum_lines AS (
-        SELECT pl.customer_id AS customer_id, pl.plan_id AS plan_id, pl.version AS version, pl.currency AS currency,
-               pl.minor_units AS minor_units, pl.seg_start AS seg_start, pl.seg_end AS seg_end,
-               'minimum_commitment' AS line_type, 1000000 AS line_order, '' AS meter_id, '' AS filter_text,
-               '' AS model, toDecimal256(pl.share, 24) AS quantity, toDecimal256(pl.share, 24) AS billable,
-               toDecimal256(toDecimal256(assumeNotNull(pl.minimum_commitment), 12) * pl.share, 24) AS minimum_exact,
-               if(pl.minor_units = 0, round(minimum_exact, 0), round(minimum_exact, 2)) AS minimum,
-               toDecimal256(minimum_exact - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount_exact,
-               toDecimal256(minimum - ifNull(t.subtotal, toDecimal256(0, 24)), 24) AS amount,
-               CAST([], 'Array(Tuple(UInt32, String, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))') AS breakdown
-        FROM plans AS pl
-        LEFT JOIN (SELECT customer_id, seg_start, sum(amount) AS subtotal FROM priced GROUP BY customer_id, seg_start) AS t
-            ON t.customer_id = pl.customer_id AND t.seg_start = pl.seg_start
-        WHERE pl.minimum_commitment IS NOT NULL AND minimum > ifNull(t.subtotal, toDecimal256(0, 24))
+    with_minimums AS (
+        -- Each segment with a minimum commitment gets a candidate line; its amount needs the
+        -- segment's subtotal, a window over the same rows, so the priced lines (and the events
+        -- behind them) are computed once, not once more for a join.
+        SELECT *, sumIf(amount, NOT is_minimum) OVER (PARTITION BY customer_id, seg_start) AS subtotal
+        FROM (
+            SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
+                   meter_id, filter_text, model, quantity, billable, amount_exact, amount, breakdown,
+                   false AS is_minimum, toDecimal256(0, 24) AS minimum_exact
+            FROM priced
+            UNION ALL
+            SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end,
+                   'minimum_commitment', 1000000, '', '', '', toDecimal256(share, 24), toDecimal256(share, 24),
+                   toDecimal256(0, 24), toDecimal256(0, 24),
+                   CAST([], 'Array(Tuple(UInt32, String, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))'),
+                   true, toDecimal256(toDecimal256(assumeNotNull(minimum_commitment), 12) * share, 24)
+            FROM plans
+            WHERE minimum_commitment IS NOT NULL
+        )
+    ),
+    lines AS (
+        -- The true-up compares the rounded minimum with the sum of the rounded lines.
+        SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
+               meter_id, filter_text, model, quantity, billable,
+               if(is_minimum, toDecimal256(minimum_exact - subtotal, 24), amount_exact) AS amount_exact,
+               if(minor_units = 0, round(minimum_exact, 0), round(minimum_exact, 2)) AS minimum,
+               if(is_minimum, toDecimal256(minimum - subtotal, 24), amount) AS amount, breakdown
+        FROM with_minimums
+        WHERE NOT is_minimum OR minimum > subtotal
     )
 SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
        meter_id, filter_text, model, quantity, billable, amount_exact, amount, breakdown,
        sum(amount) OVER (PARTITION BY customer_id) AS total
-FROM (
-    SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
-           meter_id, filter_text, model, quantity, billable, amount_exact, amount, breakdown
-    FROM priced
-    UNION ALL
-    SELECT customer_id, plan_id, version, currency, minor_units, seg_start, seg_end, line_type, line_order,
-           meter_id, filter_text, model, quantity, billable, amount_exact, amount, breakdown
-    FROM minimum_lines
-)
+FROM lines
 ORDER BY customer_id, seg_start, line_order

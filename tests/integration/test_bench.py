@@ -14,3 +14,24 @@ def test_throughput_bench_smoke(tallyflow):
     assert r["pipeline"]["rows_landed"]["events"] == 2000
     assert r["publish"]["events_per_second"] > 0 and r["baseline"]["events_per_second"] > 0
     assert r["pipeline"]["events_per_second"] > 0 and r["ratio"] > 0
+    # The bench explains itself: its phases in order, CPU per component, a timeline to the end.
+    order = ["submitted", "running", "first_event_read", "inputs_committed", "savepoint", "job_ended", "loader_drained"]
+    assert [p for p in r["phases"] if p in order] == order, r["phases"]
+    assert r["cpu_seconds"]["source and decode"] > 0 and r["cpu_seconds"]["broker"] > 0
+    assert r["cpu_seconds"]["loader"] > 0 and sum(r["cpu_us_per_event"].values()) > 0
+    assert r["timeline"] and max(row["landed"] for row in r["timeline"]) <= 2000
+
+
+def test_publish_bench_smoke(tallyflow):
+    r = tallyflow.json("bench", "--publish", "--events", "3000", "--customers", "5")
+    assert r["events"] == 3000 and r["bytes"] > 3000 * 40
+    assert r["produce_file"]["events_per_second"] > 0 and r["raw_librdkafka"]["records_per_second"] > 0
+    assert r["ratio"] > 0
+
+
+def test_invoice_bench_smoke(tallyflow):
+    r = tallyflow.json("bench", "--invoices", "--events", "20000", "--customers", "40")
+    assert r["events"] == 20000 and r["invoices"] == 40
+    assert r["lines"] > r["invoices"]  # a base fee and usage lines per customer
+    assert r["baseline_seconds"] > 0 and r["invoice_seconds"] > 0 and r["ratio_to_baseline"] > 0
+    assert r["peak_rss_bytes"] > 0

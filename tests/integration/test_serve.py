@@ -82,17 +82,15 @@ def events() -> list[dict]:
 # Publishes N events at R events/s (argv: N R) with the project's producer: live traffic.
 LIVE_TRAFFIC = """
 import json, sys, time
-from tallyflow.ingest.producer import EventProducer, validated_lines
+from tallyflow.ingest.producer import EventProducer
 from tallyflow.settings import Settings
 n, rate = int(sys.argv[1]), float(sys.argv[2])
 settings, start = Settings.from_env(), time.time()
 with EventProducer(settings) as p:
     for i in range(n):
         time.sleep(max(0.0, start + i / rate - time.time()))
-        line = json.dumps({"event_id": f"live-{i}", "customer_id": "c1", "event_type": "api_call",
-                           "event_time": "2026-11-20T10:00:00Z", "values": {}, "dimensions": {}})
-        for record in validated_lines([line], settings, p.report):
-            p.send(record)
+        p.send({"event_id": f"live-{i}", "customer_id": "c1", "event_type": "api_call",
+                "event_time": "2026-11-20T10:00:00Z", "values": {}, "dimensions": {}})
 sys.exit(0 if p.report.sent == n else 1)
 """
 

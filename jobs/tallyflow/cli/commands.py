@@ -214,16 +214,46 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         emit(result, args.format, latency.render(result))
         return 0
     if args.events is None:
-        raise UserError("bench needs --events N (throughput) or --latency --rate R --seconds S")
+        raise UserError("bench needs --events N (throughput, or --invoices) or --latency --rate R --seconds S")
+    if args.events <= 0 or (args.customers is not None and args.customers <= 0):
+        raise UserError("--events and --customers must be positive")
 
     from tallyflow import progress
+
+    if args.publish:
+        from tallyflow.tools import publish_bench
+
+        bar = progress.bar(args.format, "bench --publish", total=2, unit="phases")
+        try:
+            result = publish_bench.run(
+                settings,
+                args.events,
+                args.customers or 100,
+                on_phase=lambda n: (bar.set_description_str(n), bar.update(1)),
+            )
+        finally:
+            bar.close()
+        emit(result, args.format, publish_bench.render(result))
+        return 0
+    if args.invoices:
+        from tallyflow.tools import invoice_bench
+
+        bar = progress.bar(args.format, "bench --invoices", total=3, unit="phases")
+        try:
+            result = invoice_bench.run(
+                args.events, args.customers or 10_000, on_phase=lambda n: (bar.set_description_str(n), bar.update(1))
+            )
+        finally:
+            bar.close()
+        emit(result, args.format, invoice_bench.render(result))
+        return 0
 
     bar = progress.bar(args.format, "bench", total=4, unit="phases")
     try:
         result = bench.run(
             settings,
             args.events,
-            args.customers,
+            args.customers or 100,
             parse_duration(args.span, "--span"),
             on_phase=lambda name: (bar.set_description_str(name), bar.update(1)),
             concurrent_reads=args.concurrent_reads,

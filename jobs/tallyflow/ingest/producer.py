@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,9 @@ from tallyflow.wire import avro, kafka_config, registry, topics
 
 @dataclass
 class ProduceReport:
+    """What a producer did: records the broker acknowledged, events refused before sending (with
+    their reasons in `problems`), and records the broker did not take."""
+
     sent: int = 0
     rejected: int = 0
     failed: int = 0
@@ -30,7 +32,30 @@ class ProduceReport:
 
 
 class EventProducer:
-    """Wraps a confluent-kafka producer with delivery accounting; use as a context manager."""
+    """Publishes usage events to the events topic: validated as the job validates them, Avro in
+    the Confluent framing, keyed by customer, on an idempotent producer. A context manager; the
+    delivery report (`report`) is complete once `flush()` (or the `with` block) returns.
+
+        with EventProducer(Settings.from_env()) as p:
+            p.send({"event_id": "e1", "customer_id": "c1", "event_type": "api_call",
+                    "event_time": "2026-10-03T12:00:00Z", "values": {}, "dimensions": {}})
+            refused = p.send_batch(events)   # [(index, reason), ...]; the others are sent
+        print(p.report.sent, p.report.failed)
+
+    `send` raises `events.InvalidEvent` for an event the job would reject; nothing is sent then.
+    Delivery failures (after librdkafka's retries) are counted in `report.failed` with a reason.
+    """
+
+    POLL_EVERY = 1000  # records between serving delivery reports; the queue holds many more
+    PRODUCER_CONFIG = {
+        "enable.idempotence": True,  # broker-side dedup of retries: no duplicate from the producer itself
+        "acks": "all",
+        "linger.ms": 20,
+        "batch.size": 1_000_000,
+        "compression.type": "lz4",
+        "message.timeout.ms": 60_000,
+        "queue.buffering.max.messages": 1_000_000,
+    }
 
     def __init__(self, settings: Settings, topic: str | None = None):
         self.settings = settings
@@ -41,18 +66,19 @@ class EventProducer:
         if schemas is not None:
             self.schema_id = schemas.register(f"{self.topic}-value", self.version.text)
         self.report = ProduceReport()
+        self._produced = 0
+        self._max_quantity = settings.max_quantity
+        self._max_future_s = settings.max_future.total_seconds()
         if not topics.broker_answers(settings, timeout=5.0):
             raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
         self._producer = Producer(
             {
                 "logger": topics.quiet_logger(),  # failures surface through delivery reports
                 **kafka_config.librdkafka(settings),
-                "enable.idempotence": True,  # broker-side dedup of retries: no duplicate from the producer itself
-                "acks": "all",
-                "linger.ms": 20,
-                "batch.size": 1_000_000,
-                "compression.type": "lz4",
-                "message.timeout.ms": 60_000,
+                **self.PRODUCER_CONFIG,
+                # A report per failed record only: the successes are counted at flush (produced
+                # minus failed), which spares a Python callback per record.
+                "delivery.report.only.error": True,
             }
         )
 
@@ -62,33 +88,61 @@ class EventProducer:
     def __exit__(self, *exc: object) -> None:
         self.flush()
 
-    def _delivered(self, err: object, _msg: object) -> None:
-        if err is None:
-            self.report.sent += 1
-        else:
+    def _failed(self, err: object, _msg: object) -> None:
+        if err is not None:
             self.report.failed += 1
-            self.report.problems.append(f"delivery failed: {err}")
+            if len(self.report.problems) < 100:
+                self.report.problems.append(f"delivery failed: {err}")
 
-    def send(self, record: dict) -> None:
-        value = avro.encode(record, self.version, self.schema_id)
-        self.send_raw(record["customer_id"].encode(), value)
+    def send(self, event: dict) -> None:
+        """Validates one event (the JSON form of docs/catalog.md) and sends it; raises
+        events.InvalidEvent, sending nothing, when the job would reject it."""
+        self.send_valid(self._validate(event, datetime.now(UTC)))
+
+    def _validate(self, event: dict, now: datetime) -> dict:
+        return events.validate(event, max_quantity=self._max_quantity, now=now, max_future_seconds=self._max_future_s)
+
+    def send_batch(self, batch: Iterable[dict]) -> list[tuple[int, str]]:
+        """Validates and sends each event; returns the refused ones as (index, reason), which are
+        also counted in `report.rejected`. The others are sent, in order."""
+        refused = []
+        now = datetime.now(UTC)
+        validate, send = self._validate, self.send_valid
+        for i, event in enumerate(batch):
+            try:
+                record = validate(event, now)
+            except events.InvalidEvent as e:
+                refused.append((i, str(e)))
+                self.report.rejected += 1
+                continue
+            send(record)
+        return refused
+
+    def send_valid(self, record: dict) -> None:
+        """Sends a record that events.validate returned."""
+        self.send_raw(record["customer_id"].encode(), avro.encode_event(record, self.version, self.schema_id))
 
     def send_raw(self, key: bytes | None, value: bytes) -> None:
         while True:
             try:
-                self._producer.produce(self.topic, value=value, key=key, on_delivery=self._delivered)
+                self._producer.produce(self.topic, value=value, key=key, on_delivery=self._failed)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
             except KafkaException as e:
                 raise UserError(f"cannot produce to {self.topic}: {e.args[0]}") from None
-        self._producer.poll(0)
+        self._produced += 1
+        if self._produced % self.POLL_EVERY == 0:
+            self._producer.poll(0)
 
-    def flush(self) -> None:
+    def flush(self) -> ProduceReport:
         remaining = self._producer.flush(120)
         if remaining:
             self.report.failed += remaining
             self.report.problems.append(f"{remaining} event(s) not delivered within 120 s")
+        # Every produced record was acknowledged, reported failed, or is still queued (counted above).
+        self.report.sent = self._produced - self.report.failed
+        return self.report
 
 
 def validated_lines(
@@ -118,15 +172,17 @@ def produce_file(settings: Settings, path: Path, on_progress: Callable[[int], No
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     with handle, EventProducer(settings) as p:
         for n, record in enumerate(validated_lines(handle, settings, p.report), start=1):
-            p.send(record)
+            p.send_valid(record)
             if on_progress is not None and n % 10_000 == 0:
                 on_progress(n)
     return p.report
 
 
 def produce_records(settings: Settings, records: Iterable[dict]) -> ProduceReport:
-    """Sends already-validated JSON events (dicts in the docs/catalog.md form), e.g. from the generator."""
+    """Sends events in the JSON form (dicts as docs/catalog.md shows them), e.g. from the generator;
+    the refused ones are counted in the report with their reasons."""
     with EventProducer(settings) as p:
-        for record in validated_lines((json.dumps(r) for r in records), settings, p.report):
-            p.send(record)
+        for i, reason in p.send_batch(records):
+            if len(p.report.problems) < 100:
+                p.report.problems.append(f"event {i + 1}: {reason}")
     return p.report

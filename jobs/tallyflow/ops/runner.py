@@ -37,6 +37,10 @@ class RunResult:
     reading_seconds: float | None = None  # from the first event read (jobs/jvm FirstEvent) to the last result
     finalized: dict[str, int] = field(default_factory=dict)  # period -> invoices the settlement window finalized
     job_id: str | None = None  # `--detach`: the job submitted (or found running) on the cluster
+    # Wall-clock moments (epoch seconds) of the run's phases: submitted, running, first_event_read,
+    # inputs_committed (a bounded run's ends covered by a checkpoint: the end detected), savepoint,
+    # job_ended, loader_drained.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -48,6 +52,7 @@ class RunResult:
             "resumed_from": self.resumed_from,
             "loaded": self.loaded,
             "finalized": self.finalized,
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
             **({"job_id": self.job_id} if self.job_id else {}),
         }
 
@@ -110,8 +115,10 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
 
     previous = signal.signal(signal.SIGTERM, _stop)
     previous_int = signal.signal(signal.SIGINT, _stop) if settings.flink_cluster else None
+    phases: dict[str, float] = {}
     try:
         submitted = time.monotonic()
+        phases["submitted"] = time.time()
         try:
             job_client = statements.execute().get_job_client()
         except Exception as e:  # planner and submission errors arrive as py4j/PyFlink exceptions
@@ -119,8 +126,11 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
         if settings.flink_cluster:
             jobs.deployed(settings, str(job_client.get_job_id()))
         running = wait_running(job_client)
+        phases["running"] = time.time() - (time.monotonic() - running)
         settler = _Settler(settings, loader)
-        status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds, settler)
+        status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds, settler, phases)
+        if first_ms:
+            phases["first_event_read"] = first_ms / 1000
         if savepoint is not None:
             checkpoints.prune(settings, savepoint)
         now = time.monotonic()
@@ -134,6 +144,7 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
             str(restore) if restore else None,
             reading,
             settler.finalized,
+            phases=dict(sorted(phases.items(), key=lambda kv: kv[1])),
         )
     except KeyboardInterrupt:
         stop["requested"] = True
@@ -327,6 +338,7 @@ def _supervise(
     on_progress,
     bounds: dict[str, int] | None = None,
     settler: _Settler | None = None,
+    phases: dict[str, float] | None = None,
 ) -> tuple[str, int | None, Path | None]:
     """Lands the job's output while it runs; with `bounds`, ends it with a draining savepoint once
     its group has committed every input end (a checkpoint covers them). Returns the job's end
@@ -334,6 +346,7 @@ def _supervise(
     # The local MiniCluster shuts down with the job, so the job's end is read from its
     # execution-result future, never by asking for a status afterwards.
     result = job_client.get_job_execution_result()
+    marks = phases if phases is not None else {}
     watch = _EndWatch(loader.settings, bounds) if bounds is not None else None
     status = "RUNNING"
     first = savepoint = None
@@ -356,8 +369,11 @@ def _supervise(
             settler.tick(now)
         if watch is not None and not canceled and watch.reached():
             watch = None
+            marks["inputs_committed"] = time.time()
             savepoint = jobs.drain(job_client, loader.settings)
+            marks["savepoint"] = time.time()
         if result.done():
+            marks["job_ended"] = time.time()
             try:
                 first = first_event_ms(result.result())
                 status = "STOPPED" if canceled else "FINISHED"  # stopped with a savepoint
@@ -369,6 +385,7 @@ def _supervise(
                 status = "CANCELED"
     # The final checkpoint committed the sinks' transactions: land everything up to the end.
     loader.drain()
+    marks["loader_drained"] = time.time()
     if settler is not None and status == "FINISHED":
         settler.settle()  # the job read its inputs to their ends and all of it landed
     return status, first, savepoint

@@ -115,6 +115,11 @@ def _java() -> str:
     return str(Path(java_home) / "bin" / "java") if java_home else "java"
 
 
+def broker_pid(settings: Settings) -> int | None:
+    """The local broker's pid, when `stack up` started one that still runs."""
+    return _recorded_pid(_paths(settings))
+
+
 def _recorded_pid(paths: BrokerPaths) -> int | None:
     try:
         pid = int(paths.pid.read_text().strip())

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from tallyflow.errors import UserError
 from tallyflow.ingest import producer
-from tallyflow.ops import runner
+from tallyflow.ops import runner, stack
 from tallyflow.settings import REPO_ROOT, Settings
-from tallyflow.stream import checkpoints, environment
-from tallyflow.tools import generator
+from tallyflow.stream import checkpoints, environment, tables
+from tallyflow.tools import bench_probes, generator
 from tallyflow.wire import kafka_config, topics
 
 DEMO_CATALOG = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
@@ -91,6 +91,7 @@ def run(
     try:
         topics.ensure_topics(bench)
         phase("publishing")
+        publish_started = time.time()
         started = time.monotonic()
         report = producer.produce_records(
             bench, generator.generate(events, customers=customers, period="2026-10", span=span, seed=int(time.time()))
@@ -102,8 +103,20 @@ def run(
         base_running, base_total, baseline = _baseline(bench)
         phase("pipeline")
         reader = _reader(bench, concurrent_reads) if concurrent_reads else None
+        group = f"{bench.topic_prefix}{tables.JOB_GROUP}"
+        events_topic = bench.topic(topics.EVENTS)
+
+        def committed() -> int:
+            return sum(o for tp, o in topics.group_positions(bench, group).items() if tp.startswith(events_topic + ":"))
+
+        timeline = bench_probes.Timeline(committed)
+
+        def progress(_status: str, stats) -> None:
+            timeline.landed = stats.rows.get("events", 0)
+
         try:
-            result = runner.run(bench, DEMO_CATALOG, bounded=True)
+            with bench_probes.Sampler(stack.broker_pid(bench)) as cpu, timeline:
+                result = runner.run(bench, DEMO_CATALOG, bounded=True, on_progress=progress)
         finally:
             reads = _stop_reader(reader)
         phase("done")
@@ -133,6 +146,11 @@ def run(
                 "rows_landed": result.loaded["rows"],
             },
             "ratio": round(baseline / pipeline, 3),
+            "steady_events_per_second": timeline.steady_rate(events),
+            "phases": _phases(result.phases, publish_started),
+            "cpu_us_per_event": {k: round(v * 1e6 / events, 1) for k, v in cpu.components().items()},
+            "cpu_seconds": cpu.components(),
+            "timeline": timeline.rows,
             "concurrent_reads": reads,
             "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "java": _java_version()},
         }
@@ -140,6 +158,11 @@ def run(
         shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(checkpoints.root(bench), ignore_errors=True)
         topics.delete_topics(bench)  # a bench writes gigabytes; repeated runs must not fill the broker
+
+
+def _phases(phases: dict[str, float], origin: float) -> dict[str, float]:
+    """Each phase's moment, in seconds since publishing began."""
+    return {name: round(at - origin, 2) for name, at in phases.items()}
 
 
 def _reader(settings: Settings, rate: float) -> subprocess.Popen:
@@ -177,6 +200,10 @@ def render(r: dict) -> str:
                 if r.get("concurrent_reads")
                 else []
             ),
+            f"  steady    {r['steady_events_per_second'] or '-':>8}    events/s landed between 10% and 90% landed",
+            "  phases (s since publishing began): "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["phases"].items()),
+            "  CPU us/event: " + ", ".join(f"{k} {v}" for k, v in r["cpu_us_per_event"].items() if v),
             "  (from the first event read to the end; from job RUNNING: baseline "
             f"{r['baseline']['from_running_seconds']} s, pipeline {r['pipeline']['from_running_seconds']} s; with "
             f"planning and submission: {r['baseline']['with_startup_seconds']} s, "

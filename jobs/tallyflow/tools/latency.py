@@ -80,7 +80,7 @@ def _publish(
                     t = _now_ms()
                     producer.send_raw(
                         customer.encode(),
-                        avro.encode(
+                        avro.encode_event(
                             {
                                 "event_id": f"e{n}",
                                 "customer_id": customer,

@@ -1,0 +1,103 @@
+"""`tallyflow bench --publish`: `produce --file` against a raw librdkafka producer, in one run.
+
+Both send the same N synthetic events to fresh topics of the configured broker, with the same
+producer settings (idempotent, acks=all, lz4, the same batching): first the JSON-lines file
+through tallyflow's producer (parse, validate, Avro-encode, send; timed from opening the file to
+the last delivery report), then the same records pre-encoded, through a bare confluent-kafka
+producer (timed from the first send to the last delivery report). The ratio says what
+tallyflow's own per-event work costs on top of librdkafka's.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from tallyflow.errors import UserError
+from tallyflow.ingest import producer
+from tallyflow.settings import Settings
+from tallyflow.tools import generator
+from tallyflow.wire import avro, kafka_config, topics
+
+
+def _raw(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
+    raw = Producer({**kafka_config.librdkafka(settings), **producer.EventProducer.PRODUCER_CONFIG})
+    topic = settings.topic(topics.EVENTS)
+    started = time.perf_counter()
+    for n, (key, value) in enumerate(records, start=1):
+        while True:
+            try:
+                raw.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                raw.poll(0.1)
+        if n % 1000 == 0:
+            raw.poll(0)
+    if raw.flush(120):
+        raise UserError("the raw producer did not deliver every record within 120 s")
+    return time.perf_counter() - started
+
+
+def run(settings: Settings, events: int, customers: int, on_phase=None) -> dict:
+    phase = on_phase or (lambda name: None)
+    stamp = int(time.time())
+    ours = replace(settings, topic_prefix=f"{settings.topic_prefix}pubbench{stamp}.")
+    theirs = replace(settings, topic_prefix=f"{settings.topic_prefix}pubbench{stamp}raw.")
+    with tempfile.TemporaryDirectory(prefix="tallyflow-publish-bench-") as tmp:
+        path = Path(tmp) / "events.jsonl"
+        with path.open("w") as fh:
+            for e in generator.generate(events, customers=customers, period="2026-10", seed=stamp):
+                fh.write(json.dumps(e) + "\n")
+        try:
+            topics.ensure_topics(ours)
+            topics.ensure_topics(theirs)
+            phase("produce --file")
+            started = time.perf_counter()
+            report = producer.produce_file(ours, path)
+            seconds = time.perf_counter() - started
+            if report.sent != events:
+                raise UserError(f"produce --file sent {report.sent} of {events} events")
+            phase("raw librdkafka")
+            now = datetime.now(UTC)
+            version = avro.latest()
+            encoded = []
+            with path.open() as fh:
+                for line in fh:
+                    record = producer.events.parse_line(
+                        line,
+                        max_quantity=settings.max_quantity,
+                        now=now,
+                        max_future_seconds=settings.max_future.total_seconds(),
+                    )
+                    encoded.append((record["customer_id"].encode(), avro.encode_event(record, version)))
+            raw_seconds = _raw(theirs, encoded)
+        finally:
+            topics.delete_topics(ours)
+            topics.delete_topics(theirs)
+    return {
+        "mode": "publish",
+        "events": events,
+        "bytes": sum(len(v) for _, v in encoded),
+        "produce_file": {"seconds": round(seconds, 2), "events_per_second": round(events / seconds)},
+        "raw_librdkafka": {"seconds": round(raw_seconds, 2), "records_per_second": round(events / raw_seconds)},
+        "ratio": round(raw_seconds / seconds, 3),
+    }
+
+
+def render(r: dict) -> str:
+    return "\n".join(
+        [
+            f"publish bench: {r['events']:,} events ({r['bytes']:,} bytes of Avro)",
+            f"  produce --file   {r['produce_file']['seconds']:>7} s  "
+            f"{r['produce_file']['events_per_second']:>9,} events/s",
+            f"  raw librdkafka   {r['raw_librdkafka']['seconds']:>7} s  "
+            f"{r['raw_librdkafka']['records_per_second']:>9,} records/s (the same records, pre-encoded)",
+            f"  ratio            {r['ratio']:>7}",
+        ]
+    )
