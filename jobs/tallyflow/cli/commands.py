@@ -8,7 +8,9 @@ import argparse
 import json
 import sys
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tallyflow.cli.output import emit
@@ -219,48 +221,32 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("--events and --customers must be positive")
 
     from tallyflow import progress
+    from tallyflow.tools import invoice_bench, publish_bench
 
+    # Each mode: its module, its progress line's phases, and how it runs given `on_phase`.
+    module: ModuleType
     if args.publish:
-        from tallyflow.tools import publish_bench
-
-        bar = progress.bar(args.format, "bench --publish", total=2, unit="phases")
-        try:
-            result = publish_bench.run(
-                settings,
-                args.events,
-                args.customers or 100,
-                on_phase=lambda n: (bar.set_description_str(n), bar.update(1)),
-            )
-        finally:
-            bar.close()
-        emit(result, args.format, publish_bench.render(result))
-        return 0
-    if args.invoices:
-        from tallyflow.tools import invoice_bench
-
-        bar = progress.bar(args.format, "bench --invoices", total=3, unit="phases")
-        try:
-            result = invoice_bench.run(
-                args.events, args.customers or 10_000, on_phase=lambda n: (bar.set_description_str(n), bar.update(1))
-            )
-        finally:
-            bar.close()
-        emit(result, args.format, invoice_bench.render(result))
-        return 0
-
-    bar = progress.bar(args.format, "bench", total=4, unit="phases")
-    try:
-        result = bench.run(
+        module, phases = publish_bench, 2
+        start = partial(publish_bench.run, settings, args.events, args.customers or 100)
+    elif args.invoices:
+        module, phases = invoice_bench, 3
+        start = partial(invoice_bench.run, args.events, args.customers or 10_000)
+    else:
+        module, phases = bench, 4
+        start = partial(
+            bench.run,
             settings,
             args.events,
             args.customers or 100,
             parse_duration(args.span, "--span"),
-            on_phase=lambda name: (bar.set_description_str(name), bar.update(1)),
             concurrent_reads=args.concurrent_reads,
         )
+    bar = progress.bar(args.format, "bench", total=phases, unit="phases")
+    try:
+        result = start(on_phase=lambda name: (bar.set_description_str(name), bar.update(1)))
     finally:
         bar.close()
-    emit(result, args.format, bench.render(result))
+    emit(result, args.format, module.render(result))
     return 0
 
 

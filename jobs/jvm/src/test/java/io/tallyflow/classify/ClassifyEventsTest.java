@@ -34,6 +34,31 @@ class ClassifyEventsTest {
         h.processElement(row, ms(time));
     }
 
+    /** One event of customer c at its own time (no values or dimensions). */
+    private static void at(KeyedOneInputStreamOperatorTestHarness<String, RowData, RowData> h, String id,
+                           String time, long offset) throws Exception {
+        send(h, event("c", id, "api", time, Map.of(), Map.of(), offset), time);
+    }
+
+    private interface Run {
+        void on(KeyedOneInputStreamOperatorTestHarness<String, RowData, RowData> h) throws Exception;
+    }
+
+    /** A second run (opened, its own watermark starting over) restored from the snapshot the first took. */
+    private static KeyedOneInputStreamOperatorTestHarness<String, RowData, RowData> restoredAfter(Run first)
+            throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var h = harness()) {
+            h.open();
+            first.on(h);
+            snapshot = h.snapshot(1L, 1L);
+        }
+        var h = harness();
+        h.initializeState(snapshot);
+        h.open();
+        return h;
+    }
+
     private static List<String> kinds(KeyedOneInputStreamOperatorTestHarness<String, RowData, RowData> h) {
         return h.extractOutputValues().stream().map(TestRows::kind).toList();
     }
@@ -72,21 +97,15 @@ class ClassifyEventsTest {
 
     @Test
     void aRestoredRunKeepsItsDedupStateAndWatermarkFloor() throws Exception {
-        OperatorSubtaskState snapshot;
-        try (var h = harness()) {
-            h.open();
-            send(h, event("c", "seen", "api", "2026-10-05T12:50:00Z", Map.of(), Map.of(), 0), "2026-10-05T12:50:00Z");
-            h.processWatermark(ms("2026-10-05T12:55:00Z"));
-            send(h, event("c", "after", "api", "2026-10-05T12:58:00Z", Map.of(), Map.of(), 1), "2026-10-05T12:58:00Z");
-            snapshot = h.snapshot(1L, 1L);
-        }
-        try (var h = harness()) {
-            h.initializeState(snapshot);
-            h.open();  // a new run: its own watermark starts over
-            send(h, event("c", "seen", "api", "2026-10-05T12:50:00Z", Map.of(), Map.of(), 9), "2026-10-05T12:50:00Z");
-            send(h, event("c", "old", "api", "2026-10-05T10:20:00Z", Map.of(), Map.of(), 10), "2026-10-05T10:20:00Z");
-            send(h, event("c", "late", "api", "2026-10-05T12:10:00Z", Map.of(), Map.of(), 11), "2026-10-05T12:10:00Z");
-            send(h, event("c", "new", "api", "2026-10-05T13:10:00Z", Map.of(), Map.of(), 12), "2026-10-05T13:10:00Z");
+        try (var h = restoredAfter(first -> {
+            at(first, "seen", "2026-10-05T12:50:00Z", 0);
+            first.processWatermark(ms("2026-10-05T12:55:00Z"));
+            at(first, "after", "2026-10-05T12:58:00Z", 1);
+        })) {
+            at(h, "seen", "2026-10-05T12:50:00Z", 9);
+            at(h, "old", "2026-10-05T10:20:00Z", 10);
+            at(h, "late", "2026-10-05T12:10:00Z", 11);
+            at(h, "new", "2026-10-05T13:10:00Z", 12);
             // The resend is a duplicate (the dedup state came back); lateness is judged against the
             // watermark the first run reached (12:55), not against one that starts over.
             assertEquals(List.of("duplicate", "too_late", "adjust", "on_time"), kinds(h));
@@ -98,37 +117,25 @@ class ClassifyEventsTest {
         // The windows downstream restore the watermark they held at the barrier (13:05) and drop
         // what is behind it. An event of the closed window [12:00, 13:00) replayed after the restore
         // must be an adjustment, not on time against the last watermark an event was judged by.
-        OperatorSubtaskState snapshot;
-        try (var h = harness()) {
-            h.open();
-            h.processWatermark(ms("2026-10-05T11:00:00Z"));
-            send(h, event("c", "a", "api", "2026-10-05T12:40:00Z", Map.of(), Map.of(), 0), "2026-10-05T12:40:00Z");
-            h.processWatermark(ms("2026-10-05T13:05:00Z"));
-            snapshot = h.snapshot(1L, 1L);
-        }
-        try (var h = harness()) {
-            h.initializeState(snapshot);
-            h.open();
-            send(h, event("c", "b", "api", "2026-10-05T12:30:00Z", Map.of(), Map.of(), 1), "2026-10-05T12:30:00Z");
-            send(h, event("c", "c", "api", "2026-10-05T13:10:00Z", Map.of(), Map.of(), 2), "2026-10-05T13:10:00Z");
+        try (var h = restoredAfter(first -> {
+            first.processWatermark(ms("2026-10-05T11:00:00Z"));
+            at(first, "a", "2026-10-05T12:40:00Z", 0);
+            first.processWatermark(ms("2026-10-05T13:05:00Z"));
+        })) {
+            at(h, "b", "2026-10-05T12:30:00Z", 1);
+            at(h, "c", "2026-10-05T13:10:00Z", 2);
             assertEquals(List.of("adjust", "on_time"), kinds(h));
         }
     }
 
     @Test
     void theEndOfInputWatermarkIsNoFloor() throws Exception {
-        OperatorSubtaskState snapshot;
-        try (var h = harness()) {
-            h.open();
-            h.processWatermark(ms("2026-10-05T12:55:00Z"));
-            h.processWatermark(Long.MAX_VALUE);  // a draining stop
-            snapshot = h.snapshot(1L, 1L);
-        }
-        try (var h = harness()) {
-            h.initializeState(snapshot);
-            h.open();
-            send(h, event("c", "a", "api", "2026-10-05T12:10:00Z", Map.of(), Map.of(), 0), "2026-10-05T12:10:00Z");
-            send(h, event("c", "b", "api", "2026-10-05T13:10:00Z", Map.of(), Map.of(), 1), "2026-10-05T13:10:00Z");
+        try (var h = restoredAfter(first -> {
+            first.processWatermark(ms("2026-10-05T12:55:00Z"));
+            first.processWatermark(Long.MAX_VALUE);  // a draining stop
+        })) {
+            at(h, "a", "2026-10-05T12:10:00Z", 0);
+            at(h, "b", "2026-10-05T13:10:00Z", 1);
             assertEquals(List.of("adjust", "on_time"), kinds(h));
         }
     }
