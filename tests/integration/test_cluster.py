@@ -216,11 +216,12 @@ def test_cluster_mistakes_get_one_line(tallyflow, flink, tmp_path):
     assert "free task slots" in full.stderr and "needs 3" in full.stderr and time.monotonic() - started < 30
 
 
-def landed(tallyflow) -> int:
-    """Events in the store, read through `load` (0 while it is still opening the store: between
-    opening it and offering reads, another process finds it neither free nor held)."""
+def landed(tallyflow) -> tuple[int, str]:
+    """Events in the store, read through `load`, and the read's error if it had one (0 while `load`
+    is still opening the store: between opening it and offering reads, another process finds it
+    neither free nor held)."""
     proc = tallyflow("sql", "SELECT count() AS n FROM events FINAL", "--format", "json", check=False)
-    return int(json.loads(proc.stdout)[0]["n"]) if proc.returncode == 0 else 0
+    return (int(json.loads(proc.stdout)[0]["n"]), "") if proc.returncode == 0 else (0, proc.stderr.strip())
 
 
 def test_a_detached_submit_is_idempotent_and_load_lands_its_output(tallyflow, flink, tmp_path):
@@ -237,11 +238,18 @@ def test_a_detached_submit_is_idempotent_and_load_lands_its_output(tallyflow, fl
     try:
         unique = len({(e["customer_id"], e["event_id"]) for e in sent})
         deadline = time.monotonic() + 180
-        while landed(tallyflow) < unique:
-            assert time.monotonic() < deadline, "the loader did not land the detached job's output"
+        while (got := landed(tallyflow))[0] < unique:
+            if time.monotonic() > deadline or load.poll() is not None:
+                load.send_signal(signal.SIGTERM)
+                out, err = load.communicate(timeout=60)
+                raise AssertionError(
+                    f"the loader landed {got[0]} of {unique} events of the detached job (last read error: "
+                    f"{got[1][-500:]!r}; load exited {load.returncode}: {err[-1500:]!r})"
+                )
             time.sleep(1)
     finally:
-        load.send_signal(signal.SIGTERM)
-        load.communicate(timeout=60)
+        if load.poll() is None:
+            load.send_signal(signal.SIGTERM)
+            load.communicate(timeout=60)
         req = urllib.request.Request(f"{flink['url']}/jobs/{first['job_id']}?mode=cancel", method="PATCH")
         urllib.request.urlopen(req, timeout=10).close()
