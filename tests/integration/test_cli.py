@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
+
+from tallyflow.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +98,31 @@ def test_produce_reports_invalid_lines_and_sends_the_rest(tallyflow, tmp_path):
         "line 2: value q is negative (-3)",
         "line 3: not JSON: Expecting value at column 1",
     ]
+
+
+HOLD_THE_STORE = """
+import sys, time
+import clickhouse_connect
+client = clickhouse_connect.get_client(dsn=sys.argv[1])
+client.query("SELECT 1")
+print("open", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_writer_waits_for_a_read_that_has_the_store_open(tallyflow):
+    # A read command opens the embedded store for a moment when no process holds it; `run` or
+    # `load` starting just then waited for nothing and failed ("in use by another process").
+    url = tallyflow.env["TALLYFLOW_CLICKHOUSE_URL"]
+    if not url.startswith("chdb://"):
+        pytest.skip("only an embedded store is opened by one process at a time")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_STORE, url, "3"], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        started = time.monotonic()
+        tallyflow("catalog", "apply", str(REPO_ROOT / "deploy" / "demo" / "catalog.yaml"))
+        assert time.monotonic() - started > 1  # it did wait for the other process
+    finally:
+        holder.wait(timeout=30)
