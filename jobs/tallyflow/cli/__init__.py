@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from tallyflow.cli import bench_command
 from tallyflow.cli import commands as c
 from tallyflow.cli.output import format_arg as _format_arg
 from tallyflow.errors import UserError
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="another process reads the store R times a second while the pipeline runs (throughput)",
     )
     _format_arg(p)
-    p.set_defaults(func=c.cmd_bench)
+    p.set_defaults(func=bench_command.cmd_bench)
 
     p = sub.add_parser("grant", help="publish a prepaid credit grant (top-up) to the grants topic")
     p.add_argument("--customer", required=True, help="customer id")

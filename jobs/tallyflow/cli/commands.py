@@ -8,9 +8,7 @@ import argparse
 import json
 import sys
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from tallyflow.cli.output import emit
@@ -200,53 +198,6 @@ def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
             filters[k.strip()] = v.strip()
     result = quote.quote(catalog.load(args.catalog), args.plan, args.meter, args.quantity, at, filters)
     emit(result, args.format, quote.render(result))
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from tallyflow.settings import parse_duration
-    from tallyflow.tools import bench
-
-    if args.latency:
-        from tallyflow.tools import latency
-
-        if args.rate is None or args.seconds is None:
-            raise UserError("--latency needs --rate R and --seconds S")
-        result = latency.run(settings, args.rate, args.seconds, args.warmup)
-        emit(result, args.format, latency.render(result))
-        return 0
-    if args.events is None:
-        raise UserError("bench needs --events N (throughput, or --invoices) or --latency --rate R --seconds S")
-    if args.events <= 0 or (args.customers is not None and args.customers <= 0):
-        raise UserError("--events and --customers must be positive")
-
-    from tallyflow import progress
-    from tallyflow.tools import invoice_bench, publish_bench
-
-    # Each mode: its module, its progress line's phases, and how it runs given `on_phase`.
-    module: ModuleType
-    if args.publish:
-        module, phases = publish_bench, 2
-        start = partial(publish_bench.run, settings, args.events, args.customers or 100)
-    elif args.invoices:
-        module, phases = invoice_bench, 3
-        start = partial(invoice_bench.run, args.events, args.customers or 10_000)
-    else:
-        module, phases = bench, 4
-        start = partial(
-            bench.run,
-            settings,
-            args.events,
-            args.customers or 100,
-            parse_duration(args.span, "--span"),
-            concurrent_reads=args.concurrent_reads,
-        )
-    bar = progress.bar(args.format, "bench", total=phases, unit="phases")
-    try:
-        result = start(on_phase=lambda name: (bar.set_description_str(name), bar.update(1)))
-    finally:
-        bar.close()
-    emit(result, args.format, module.render(result))
     return 0
 
 

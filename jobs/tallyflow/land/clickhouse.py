@@ -89,17 +89,14 @@ def connect(settings: Settings) -> Client:
 
 def ready(settings: Settings, wait_s: float = 10.0) -> Client:
     """A client whose database has every table of sql/ddl/ (created or upgraded as needed). An
-    embedded store that another process has open is waited for up to `wait_s`: a read command
-    opens it for a moment when no process holds it, and `run` or `load` starting just then must
-    not fail (a holder keeps it for good: the error comes after the wait)."""
+    embedded store another process has open (a read command's moment) is waited for `wait_s`."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
             client = connect(settings)
             break
         except UserError as e:
-            # chdb reports a store another process has open as a lock error or, when it meets the
-            # other process's engine, as an engine it cannot open.
+            # chdb reports a store another process has open as a lock or an engine it cannot open.
             busy = "in use by another process" in str(e) or "Unable to open the chdb engine" in str(e)
             if not (busy and settings.clickhouse_url.startswith("chdb://")) or time.monotonic() > deadline:
                 raise
