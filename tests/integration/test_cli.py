@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tallyflow.settings import REPO_ROOT
+from tests.integration.conftest import TALLYFLOW
 
 pytestmark = pytest.mark.integration
 
@@ -101,28 +101,43 @@ def test_produce_reports_invalid_lines_and_sends_the_rest(tallyflow, tmp_path):
 
 
 HOLD_THE_STORE = """
-import sys, time
+import sys
 import clickhouse_connect
 client = clickhouse_connect.get_client(dsn=sys.argv[1])
 client.query("SELECT 1")
 print("open", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.read()  # holds the store until the test closes our stdin
 """
 
 
 def test_a_writer_waits_for_a_read_that_has_the_store_open(tallyflow):
     # A read command opens the embedded store for a moment when no process holds it; `run` or
-    # `load` starting just then waited for nothing and failed ("in use by another process").
+    # `load` starting just then waited for nothing and failed ("Unable to open the chdb engine").
     url = tallyflow.env["TALLYFLOW_CLICKHOUSE_URL"]
     if not url.startswith("chdb://"):
         pytest.skip("only an embedded store is opened by one process at a time")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_STORE, url, "3"], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_STORE, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
+    apply = None
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
-        started = time.monotonic()
-        tallyflow("catalog", "apply", str(REPO_ROOT / "deploy" / "demo" / "catalog.yaml"))
-        assert time.monotonic() - started > 1  # it did wait for the other process
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        apply = subprocess.Popen(
+            [*TALLYFLOW, "catalog", "apply", str(REPO_ROOT / "deploy" / "demo" / "catalog.yaml")],
+            env=tallyflow.env,
+            cwd=REPO_ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # While the other process has the store, `catalog apply` waits instead of failing.
+        with pytest.raises(subprocess.TimeoutExpired):
+            apply.wait(timeout=3)
+        assert reader.stdin is not None
+        reader.stdin.close()  # the read is over
+        reader.wait(timeout=30)
+        _, err = apply.communicate(timeout=60)
+        assert apply.returncode == 0, err
     finally:
-        holder.wait(timeout=30)
+        for proc in (reader, apply):
+            if proc is not None and proc.poll() is None:
+                proc.kill()

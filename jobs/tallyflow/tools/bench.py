@@ -26,12 +26,10 @@ from pathlib import Path
 from tallyflow.errors import UserError
 from tallyflow.ingest import producer
 from tallyflow.ops import runner, stack
-from tallyflow.settings import REPO_ROOT, Settings
+from tallyflow.settings import Settings
 from tallyflow.stream import checkpoints, environment, tables
 from tallyflow.tools import bench_probes, generator
 from tallyflow.wire import kafka_config, topics
-
-DEMO_CATALOG = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
 
 
 def _baseline(settings: Settings) -> tuple[float, float, float | None]:
@@ -116,7 +114,7 @@ def run(
 
         try:
             with bench_probes.Sampler(stack.broker_pid(bench)) as cpu, timeline:
-                result = runner.run(bench, DEMO_CATALOG, bounded=True, on_progress=progress)
+                result = runner.run(bench, generator.DEMO_CATALOG, bounded=True, on_progress=progress)
         finally:
             reads = _stop_reader(reader)
         phase("done")

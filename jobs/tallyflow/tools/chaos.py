@@ -41,7 +41,7 @@ from tallyflow.settings import REPO_ROOT, Settings
 from tallyflow.tools import generator, oracle
 from tallyflow.wire import topics
 
-DEMO = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
+DEMO = generator.DEMO_CATALOG
 PERIOD = "2026-10"
 
 

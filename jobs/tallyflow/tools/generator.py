@@ -14,6 +14,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from tallyflow.core.periods import month_bounds, previous_month
+from tallyflow.settings import REPO_ROOT
+
+# The catalog whose customers and meters these events are for (the benches and chaos price with it).
+DEMO_CATALOG = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
 
 MODELS = ("m-large", "m-small")
 REGIONS = ("eu-west-1", "us-east-1")

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from tallyflow.settings import REPO_ROOT
+from tallyflow.tools.generator import DEMO_CATALOG
 
-DEMO_CATALOG = REPO_ROOT / "deploy" / "demo" / "catalog.yaml"
 PERIOD = "2026-10"
 CHUNK = 5_000_000  # events per INSERT ... SELECT: bounds the insert's memory
 # The demo meters' event types, and the values and dimensions their charges read.

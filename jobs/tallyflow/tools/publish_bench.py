@@ -14,7 +14,6 @@ import json
 import tempfile
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -64,18 +63,12 @@ def run(settings: Settings, events: int, customers: int, on_phase=None) -> dict:
             if report.sent != events:
                 raise UserError(f"produce --file sent {report.sent} of {events} events")
             phase("raw librdkafka")
-            now = datetime.now(UTC)
             version = avro.latest()
-            encoded = []
             with path.open() as fh:
-                for line in fh:
-                    record = producer.events.parse_line(
-                        line,
-                        max_quantity=settings.max_quantity,
-                        now=now,
-                        max_future_seconds=settings.max_future.total_seconds(),
-                    )
-                    encoded.append((record["customer_id"].encode(), avro.encode_event(record, version)))
+                encoded = [
+                    (r["customer_id"].encode(), avro.encode_event(r, version))
+                    for r in producer.validated_lines(fh, settings, producer.ProduceReport())
+                ]
             raw_seconds = _raw(theirs, encoded)
         finally:
             topics.delete_topics(ours)
