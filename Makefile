@@ -79,8 +79,11 @@ demo: setup
 serve: setup
 	TALLYFLOW_ADMIN_TOKEN_FILE=$(DEMO_TOKEN_FILE) $(TALLYFLOW) serve --address $(SERVE_ADDRESS)
 
+# Two workers, each with its own broker and stores; a test file stays on one worker (its module
+# fixtures, such as the local Flink cluster, start once). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: setup lint test-jvm
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 # The JVM operators in Flink's test harnesses, and the shared vectors through the router and decoder.
 test-jvm: setup

@@ -87,6 +87,15 @@ def connect(settings: Settings) -> Client:
     return client
 
 
+def _busy(e: UserError, settings: Settings) -> bool:
+    """chdb reports a store another process has open as a lock it cannot take, or as an engine it
+    cannot open (seen while the holder is starting or another reader has it for a moment)."""
+    text = str(e)
+    return settings.clickhouse_url.startswith("chdb://") and (
+        "in use by another process" in text or "Unable to open the chdb engine" in text
+    )
+
+
 def ready(settings: Settings, wait_s: float = 10.0) -> Client:
     """A client whose database has every table of sql/ddl/ (created or upgraded as needed). An
     embedded store another process has open (a read command's moment) is waited for `wait_s`."""
@@ -96,9 +105,7 @@ def ready(settings: Settings, wait_s: float = 10.0) -> Client:
             client = connect(settings)
             break
         except UserError as e:
-            # chdb reports a store another process has open as a lock or an engine it cannot open.
-            busy = "in use by another process" in str(e) or "Unable to open the chdb engine" in str(e)
-            if not (busy and settings.clickhouse_url.startswith("chdb://")) or time.monotonic() > deadline:
+            if not _busy(e, settings) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)  # a read command's moment, bounded by the deadline
     migrate(client, settings.clickhouse_cluster)
@@ -156,20 +163,20 @@ def reader(settings: Settings) -> Client:
     """A read-only client for the read commands (invoice, balance, reconcile, sql, catalog show,
     serve): no migration, no DDL. In embedded mode, while another process holds the store, its
     queries go to that process and see what it has landed (up to its last loader batch)."""
-    remote = shared_store.connect(settings)
-    if remote is not None:
-        return cast(Client, ReadOnly(remote, settings.clickhouse_url))
-    try:
-        client = connect(settings)
-    except UserError as e:
-        # A holder that has just opened the store publishes its read address a moment later.
-        deadline = time.monotonic() + 10
-        while "in use by another process" in str(e) and time.monotonic() < deadline:
+    # A holder that has just opened the store publishes its read address a moment later, and a
+    # store another reader has open for a moment is free again a moment later: wait for either.
+    deadline = time.monotonic() + 15
+    while True:
+        remote = shared_store.connect(settings)
+        if remote is not None:
+            return cast(Client, ReadOnly(remote, settings.clickhouse_url))
+        try:
+            client = connect(settings)
+            break
+        except UserError as e:
+            if not _busy(e, settings) or time.monotonic() > deadline:
+                raise
             time.sleep(0.2)  # bounded by the deadline
-            remote = shared_store.connect(settings)
-            if remote is not None:
-                return cast(Client, ReadOnly(remote, settings.clickhouse_url))
-        raise
     try:
         found = client.query(
             "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'catalog_applied'"
