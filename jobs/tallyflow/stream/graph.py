@@ -31,7 +31,8 @@ from tallyflow.core import aggregations
 from tallyflow.core.catalog import Catalog, Meter
 from tallyflow.settings import Settings, flink_interval
 from tallyflow.stream.environment import JobOptions, configure
-from tallyflow.stream.tables import Sinks, Sources, kafka_sinks, kafka_sources
+from tallyflow.stream.keys import keyed, where
+from tallyflow.stream.tables import Sinks, Sources, ddl, kafka_sinks, kafka_sources
 from tallyflow.wire import topics
 
 
@@ -145,7 +146,6 @@ def _credits(
     credits follow event time) -> JVM micro-batches per customer, meter and second -> with the
     grants topic, the keyed Python drawdown (stream/credits.py) -> ledger (exactly-once) and signals
     (at-least-once, so a product sees them without waiting for a checkpoint)."""
-    from pyflink.common import Types
     from pyflink.java_gateway import get_gateway
     from pyflink.table import Table
 
@@ -179,7 +179,7 @@ def _credits(
         FROM {sources.grants}""")
     )
     out = (
-        inputs.key_by(lambda r: r.customer_id or "", key_type=Types.STRING())
+        keyed(inputs, "key-credit-inputs", "customer_id")
         .process(
             credits.drawdown_function(catalog, options.credit_seeds, _fault(settings)),
             output_type=credits.output_type(),
@@ -221,18 +221,23 @@ def _windows(
     `meter_rows`; every further translation would convert each row again): the rater takes it
     as is, and the usage and adjustment sinks read it back (a few rows per window, cheap).
     """
-    from pyflink.common import Types
 
     from tallyflow.stream import rating
 
     size = flink_interval(settings.window)
-    t_env.execute_sql("""CREATE TEMPORARY VIEW metered AS
-        SELECT customer_id, meter_id, group_key, qty, rowtime AS event_time FROM meter_rows WHERE kind = 'on_time'""")
+    ddl(
+        t_env,
+        """CREATE TEMPORARY VIEW metered AS
+        SELECT customer_id, meter_id, group_key, qty, rowtime AS event_time FROM meter_rows WHERE kind = 'on_time'""",
+    )
     # Within the allowed lateness, each late event adjusts its window: a delta with a version
     # number per window (1, 2, ...), never an overwrite of what the window reported.
-    t_env.execute_sql("""CREATE TEMPORARY VIEW adjusting_metered AS
+    ddl(
+        t_env,
+        """CREATE TEMPORARY VIEW adjusting_metered AS
         SELECT customer_id, meter_id, group_key, qty, window_start, event_id, pt FROM meter_rows
-        WHERE kind = 'adjust'""")
+        WHERE kind = 'adjust'""",
+    )
     # Decimals and times cross into Python as strings: exact, and free of PyFlink's legacy types.
     usage = t_env.to_data_stream(
         t_env.sql_query(f"""
@@ -260,9 +265,7 @@ def _windows(
                version, CAST(quantity AS DECIMAL(38, 12)), CAST(max_quantity AS DECIMAL(38, 12)), event_count, event_id
         FROM usage_records WHERE record = 'adjustment'""")
     rated = (
-        usage.key_by(
-            lambda w: "\x1f".join((w.customer_id, w.meter_id, w.group_key, w.window_start[:7])), key_type=Types.STRING()
-        )
+        keyed(usage, "key-windows-by-month", "customer_id", "meter_id", "group_key", "window_start:7")
         .process(rating.rate_windows(catalog), output_type=rating.output_type())
         .name("rate-windows")
         .uid("rate-windows")
@@ -275,7 +278,6 @@ def _alerts(t_env: StreamTableEnvironment, catalog: Catalog, stmts: StatementSet
     """Usage alerts from the rated records (per customer) and spike detection on the closed
     windows (per customer, meter and group), when a plan asks for them: keyed Python per record
     or window (stream/alerts.py) -> the usage-signals topic (exactly-once: each signal once)."""
-    from pyflink.common import Types
 
     from tallyflow.stream import alerts
 
@@ -283,17 +285,20 @@ def _alerts(t_env: StreamTableEnvironment, catalog: Catalog, stmts: StatementSet
     out = []
     if usage_alerts:
         out.append(
-            rated.key_by(lambda r: r.customer_id, key_type=Types.STRING())
+            keyed(rated, "key-rated-records", "customer_id")
             .process(alerts.usage_alerts(catalog), output_type=alerts.output_type())
             .name("usage-alerts")
             .uid("usage-alerts")
         )
     if spikes:
         out.append(
-            usage.filter(lambda w: w.record == "window")
-            .name("closed-windows")
-            .uid("closed-windows")
-            .key_by(lambda w: "\x1f".join((w.customer_id, w.meter_id, w.group_key)), key_type=Types.STRING())
+            keyed(
+                where(usage, "closed-windows", "record", "window"),
+                "key-closed-windows",
+                "customer_id",
+                "meter_id",
+                "group_key",
+            )
             .process(alerts.spikes(catalog), output_type=alerts.output_type())
             .name("usage-anomalies")
             .uid("usage-anomalies")

@@ -69,17 +69,27 @@ SINK_COLUMNS = {
 }
 
 
+def ddl(t_env: StreamTableEnvironment, statement: str) -> None:
+    """A DDL statement, straight to the Java TableEnvironment: PyFlink's execute_sql first merges
+    the job's jar lists again (dozens of py4j round trips a statement), which only the job's
+    submission needs, and StatementSet.execute does that once."""
+    t_env._j_tenv.executeSql(statement)
+
+
 def kafka_sources(t_env: StreamTableEnvironment, settings: Settings, catalog: Catalog, options: JobOptions) -> Sources:
     """Declares the events and grants topics as the job's sources (and TF_DECODE, which the events
     source's computed columns call)."""
-    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS TF_DECODE AS '{UDF_CLASS}' LANGUAGE JAVA")
+    ddl(t_env, f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS TF_DECODE AS '{UDF_CLASS}' LANGUAGE JAVA")
     sources = Sources()
-    t_env.execute_sql(_events_source(settings, options, sources.events, decoder_config(settings, catalog)))
-    t_env.execute_sql(f"""CREATE TEMPORARY TABLE {sources.grants} (
+    ddl(t_env, _events_source(settings, options, sources.events, decoder_config(settings, catalog)))
+    ddl(
+        t_env,
+        f"""CREATE TEMPORARY TABLE {sources.grants} (
         k BYTES, v BYTES,
         kafka_partition INT METADATA FROM 'partition' VIRTUAL,
         kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
-    ) WITH ({_raw_source(settings, options, topics.GRANTS)})""")
+    ) WITH ({_raw_source(settings, options, topics.GRANTS)})""",
+    )
     return sources
 
 
@@ -92,7 +102,7 @@ def kafka_sinks(t_env: StreamTableEnvironment, settings: Settings) -> Sinks:
         (sinks.late, topics.LATE),
         (sinks.duplicates, topics.DUPLICATES),
     ):
-        t_env.execute_sql(_bytes_sink(settings, table, topic))
+        ddl(t_env, _bytes_sink(settings, table, topic))
     for name, topic in (
         ("usage", topics.USAGE),
         ("adjustments", topics.ADJUSTMENTS),
@@ -101,23 +111,27 @@ def kafka_sinks(t_env: StreamTableEnvironment, settings: Settings) -> Sinks:
         ("signals", topics.SIGNALS),
         ("usage_signals", topics.USAGE_SIGNALS),
     ):
-        t_env.execute_sql(
+        ddl(
+            t_env,
             _json_sink(
                 settings,
                 getattr(sinks, name),
                 topic,
                 SINK_COLUMNS[name],
                 guarantee="at-least-once" if name == "signals" else None,
-            )
+            ),
         )
-    t_env.execute_sql(f"""CREATE TEMPORARY TABLE {sinks.dlq} (
+    ddl(
+        t_env,
+        f"""CREATE TEMPORARY TABLE {sinks.dlq} (
         k BYTES, v BYTES, headers MAP<STRING, BYTES> METADATA
     ) WITH (
         {_kafka_common(settings, settings.topic(topics.DLQ))},
         'key.format' = 'raw', 'key.fields' = 'k',
         'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY',
         {_delivery(settings, topics.DLQ)}
-    )""")
+    )""",
+    )
     return sinks
 
 
