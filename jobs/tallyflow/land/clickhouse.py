@@ -88,26 +88,30 @@ def connect(settings: Settings) -> Client:
 
 
 def _busy(e: UserError, settings: Settings) -> bool:
-    """chdb reports a store another process has open as a lock it cannot take, or as an engine it
-    cannot open (seen while the holder is starting or another reader has it for a moment)."""
-    text = str(e)
-    return settings.clickhouse_url.startswith("chdb://") and (
-        "in use by another process" in text or "Unable to open the chdb engine" in text
-    )
+    """A store another process has open: chdb reports a lock, or an engine it cannot open."""
+    busy = "in use by another process" in str(e) or "Unable to open the chdb engine" in str(e)
+    return busy and settings.clickhouse_url.startswith("chdb://")
 
 
-def ready(settings: Settings, wait_s: float = 10.0) -> Client:
-    """A client whose database has every table of sql/ddl/ (created or upgraded as needed). An
-    embedded store another process has open (a read command's moment) is waited for `wait_s`."""
+def _wait_for_store(settings: Settings, wait_s: float, holder: Any = None) -> Any:
+    """connect(), waiting `wait_s` for a store another process has open for a moment; with
+    `holder` (a function), the holder's reads as soon as it publishes them."""
     deadline = time.monotonic() + wait_s
     while True:
+        remote = holder() if holder else None
+        if remote is not None:
+            return remote
         try:
-            client = connect(settings)
-            break
+            return connect(settings)
         except UserError as e:
             if not _busy(e, settings) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.2)  # a read command's moment, bounded by the deadline
+            time.sleep(0.2)  # bounded by the deadline
+
+
+def ready(settings: Settings, wait_s: float = 10.0) -> Client:
+    """A client whose database has every table of sql/ddl/ (created or upgraded as needed)."""
+    client = _wait_for_store(settings, wait_s)
     migrate(client, settings.clickhouse_cluster)
     retention(client, settings)
     return client
@@ -163,20 +167,10 @@ def reader(settings: Settings) -> Client:
     """A read-only client for the read commands (invoice, balance, reconcile, sql, catalog show,
     serve): no migration, no DDL. In embedded mode, while another process holds the store, its
     queries go to that process and see what it has landed (up to its last loader batch)."""
-    # A holder that has just opened the store publishes its read address a moment later, and a
-    # store another reader has open for a moment is free again a moment later: wait for either.
-    deadline = time.monotonic() + 15
-    while True:
-        remote = shared_store.connect(settings)
-        if remote is not None:
-            return cast(Client, ReadOnly(remote, settings.clickhouse_url))
-        try:
-            client = connect(settings)
-            break
-        except UserError as e:
-            if not _busy(e, settings) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)  # bounded by the deadline
+    # A holder publishes its read address a moment after it opens the store; a reader's moment ends.
+    client = _wait_for_store(settings, 15, lambda: shared_store.connect(settings))
+    if isinstance(client, shared_store.RemoteReads):
+        return cast(Client, ReadOnly(client, settings.clickhouse_url))
     try:
         found = client.query(
             "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'catalog_applied'"
