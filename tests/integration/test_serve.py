@@ -391,7 +391,9 @@ def test_customer_page_shows_the_api_figures(landed, browser):
     assert text_of(browser, "projected-cost") == usage["projected_cost"]
     meters = browser.find_element(By.ID, "meters").text
     november = httpx.get(f"{url}/api/customers/c1/invoices/{PERIOD}", headers=headers, timeout=30).json()
-    invoices = text_of(browser, "invoices")
+    # The section prices twelve periods (one invoice query each): slow while the other test
+    # worker runs a job, so it gets longer than the other sections.
+    invoices = text_of(browser, "invoices", seconds=120)
     assert f"{PERIOD} · draft · total {november['total']} USD" in invoices
     alerts = browser.find_element(By.ID, "alerts").text
     assert "anomaly" in alerts and "included_usage" in alerts
