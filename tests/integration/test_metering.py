@@ -7,9 +7,12 @@ order exactly (out-of-orderness 5 min, allowed lateness 1 h, hourly windows: the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.integration.conftest import Tallyflow
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +76,19 @@ EVENTS = [
 
 @pytest.fixture
 def metering(tallyflow, tmp_path):
+    """EVENTS through one bounded run, for a test that goes on from there."""
+    return _metered(tallyflow, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def metered(services, tmp_path_factory):
+    """EVENTS through one bounded run, shared by the tests that only read what it landed."""
+    t = Tallyflow(services, "metered")
+    t("stack", "up")
+    return _metered(t, tmp_path_factory.mktemp("metered"))
+
+
+def _metered(tallyflow: Tallyflow, tmp_path: Path) -> Tallyflow:
     tallyflow.env["TALLYFLOW_TOPIC_PREFIX"] += "p1."
     tallyflow.env["TALLYFLOW_PARTITIONS"] = "1"
     tallyflow.env["TALLYFLOW_WATERMARK_EMIT"] = "on-event"  # a replay advances the watermark per event
@@ -85,14 +101,14 @@ def metering(tallyflow, tmp_path):
     return tallyflow
 
 
-def test_lateness_classes_and_one_adjustment(metering):
-    lateness = {r["event_id"]: r["lateness"] for r in metering.sql("SELECT event_id, lateness FROM events FINAL")}
+def test_lateness_classes_and_one_adjustment(metered):
+    lateness = {r["event_id"]: r["lateness"] for r in metered.sql("SELECT event_id, lateness FROM events FINAL")}
     assert lateness["late-ok"] == "adjust"
     assert lateness["late-too"] == "too_late"
     assert lateness["g-old"] == "adjust"
     assert {lateness[i] for i in ("a", "b", "c", "d", "g-new")} == {"on_time"}
 
-    adjustments = metering.sql("""SELECT meter_id, toString(window_start) AS w, version, toString(quantity) AS q,
+    adjustments = metered.sql("""SELECT meter_id, toString(window_start) AS w, version, toString(quantity) AS q,
                                          event_count, event_id FROM usage_adjustments FINAL ORDER BY meter_id""")
     assert adjustments == [
         {
@@ -112,16 +128,16 @@ def test_lateness_classes_and_one_adjustment(metering):
             "event_id": "g-old",
         },
     ]
-    window = metering.sql("""SELECT sum(event_count) AS n FROM usage_windows FINAL
+    window = metered.sql("""SELECT sum(event_count) AS n FROM usage_windows FINAL
                              WHERE meter_id = 'calls' AND window_start = '2026-10-05 10:00:00'""")
     assert window == [{"n": 2}]  # a, b: the window as it fired; the adjustment adds late-ok
-    assert [r["event_id"] for r in metering.sql("SELECT event_id FROM late_events FINAL")] == ["late-too"]
+    assert [r["event_id"] for r in metered.sql("SELECT event_id FROM late_events FINAL")] == ["late-too"]
 
 
-def test_duplicates_and_conflicts_are_stored_not_billed(metering):
-    dups = metering.sql("SELECT event_id, conflict FROM duplicates FINAL ORDER BY event_id")
+def test_duplicates_and_conflicts_are_stored_not_billed(metered):
+    dups = metered.sql("SELECT event_id, conflict FROM duplicates FINAL ORDER BY event_id")
     assert dups == [{"event_id": "a", "conflict": 0}, {"event_id": "b", "conflict": 1}]
-    (invoice,) = metering.json("invoice", "--period", "2026-10")
+    (invoice,) = metered.json("invoice", "--period", "2026-10")
     quantities = {x["meter"]: x["quantity"] for x in invoice["lines"]}
     # calls: a b c late-ok d late-too, once each; latest gauge by event time is 9 (12:00), not 4;
     # seats: u1 and u2 over the month (hourly uniques would add up to 3).
@@ -129,15 +145,15 @@ def test_duplicates_and_conflicts_are_stored_not_billed(metering):
     assert invoice["total"] == "35.00"
 
 
-def test_group_keys_and_documents_survive_awkward_text(metering):
+def test_group_keys_and_documents_survive_awkward_text(metered):
     """Group keys are canonical JSON (sorted keys, absent dimensions omitted); the accepted-event
     document carries every dimension byte for byte and decimals exactly."""
-    windows = metering.sql("""SELECT group_key, toString(sum(quantity)) AS q FROM usage_windows FINAL
+    windows = metered.sql("""SELECT group_key, toString(sum(quantity)) AS q FROM usage_windows FINAL
                               WHERE meter_id = 'tagged' GROUP BY group_key ORDER BY q""")
     assert [(json.loads(w["group_key"]), w["q"]) for w in windows] == [({"region": "us"}, "1"), (AWKWARD, "2.5")]
     assert windows[0]["group_key"] == '{"region":"us"}'
     assert windows[1]["group_key"] == json.dumps(AWKWARD, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    (event,) = metering.sql("SELECT dimensions, toString(`values`['v']) AS v FROM events FINAL WHERE event_id = 't1'")
+    (event,) = metered.sql("SELECT dimensions, toString(`values`['v']) AS v FROM events FINAL WHERE event_id = 't1'")
     assert event == {"dimensions": AWKWARD, "v": "2.5"}
 
 
