@@ -221,7 +221,6 @@ def _windows(
     `meter_rows`; every further translation would convert each row again): the rater takes it
     as is, and the usage and adjustment sinks read it back (a few rows per window, cheap).
     """
-
     from tallyflow.stream import rating
 
     size = flink_interval(settings.window)
@@ -278,7 +277,6 @@ def _alerts(t_env: StreamTableEnvironment, catalog: Catalog, stmts: StatementSet
     """Usage alerts from the rated records (per customer) and spike detection on the closed
     windows (per customer, meter and group), when a plan asks for them: keyed Python per record
     or window (stream/alerts.py) -> the usage-signals topic (exactly-once: each signal once)."""
-
     from tallyflow.stream import alerts
 
     usage_alerts, spikes = alerts.enabled(catalog)
