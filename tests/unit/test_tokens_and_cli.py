@@ -41,6 +41,17 @@ def test_version_and_format_before_the_subcommand(tmp_path):
     assert before.returncode == 0 and json.loads(before.stdout) == json.loads(after.stdout)
 
 
+def test_stdout_holds_only_the_commands_output():
+    """A child that prints (the JVM's stack trace at a job's shutdown) lands on stderr."""
+    code = (
+        "import subprocess, sys; from tallyflow.cli import _reserve_stdout; _reserve_stdout(); "
+        "subprocess.run(['echo', 'from a child']); print('{\"own\": 1}')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert json.loads(proc.stdout) == {"own": 1}
+    assert "from a child" in proc.stderr
+
+
 def test_shell_completion_is_offered(tmp_path):
     import os
 

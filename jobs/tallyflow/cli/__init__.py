@@ -264,5 +264,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def _reserve_stdout() -> None:
+    """Keep file descriptor 1 for the command's own output. The JVM that PyFlink starts, and any
+    other child, inherits it: a Java stack trace printed while a job shuts down once landed after
+    the `--format json` document and broke every script reading it. Children now write to stderr."""
+    try:
+        out = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no stdout or stderr to speak of (a detached daemon): nothing to protect
+        return
+    line = 1 if sys.stdout.line_buffering else -1  # a terminal sees each line as it is printed
+    sys.stdout = os.fdopen(out, "w", buffering=line, encoding=sys.stdout.encoding)
+
+
+def console() -> NoReturn:
+    """The `tallyflow` executable (and `python -m tallyflow.cli`)."""
+    _reserve_stdout()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

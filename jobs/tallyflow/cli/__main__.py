@@ -1,7 +1,5 @@
 """`python -m tallyflow.cli`: the same as the `tallyflow` command."""
 
-import sys
+from tallyflow.cli import console
 
-from tallyflow.cli import main
-
-sys.exit(main())
+console()
