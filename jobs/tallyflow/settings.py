@@ -40,6 +40,11 @@ def flink_interval(d: timedelta) -> str:
     return f"INTERVAL '{days} {h:02d}:{m:02d}:{s:02d}.{ms:03d}' DAY(3) TO SECOND(3)"
 
 
+def default_jars_dir() -> Path:
+    """Where `make setup` puts the Maven jars (and, beside them, the JVM's class archive)."""
+    return Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars")))
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default).strip() or default
 
@@ -156,7 +161,7 @@ class Settings:
     duplicates_ttl: timedelta | None = None
     # A Kafka client properties file (Java or librdkafka keys): security, SASL, TLS for every client.
     kafka_properties: Path | None = None
-    jars_dir: Path = field(default_factory=lambda: Path(_env("TALLYFLOW_JARS_DIR", str(REPO_ROOT / "build" / "jars"))))
+    jars_dir: Path = field(default_factory=lambda: default_jars_dir())
 
     @classmethod
     def from_env(cls) -> Settings:

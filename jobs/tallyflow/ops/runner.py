@@ -85,6 +85,7 @@ def run(
 ) -> RunResult:
     if detach:
         return submit_detached(settings, catalog_path, fresh)
+    environment.start_gateway(settings)
     cat, client = prepare(settings, catalog_path)
     holder = Holder(settings, client, serve)
     try:
