@@ -197,7 +197,7 @@ class Settings:
             fault=faults.parse(os.environ.get("TALLYFLOW_FAULT", "")),
             loader_outage=parse_duration(_env("TALLYFLOW_LOADER_OUTAGE", "10min"), "TALLYFLOW_LOADER_OUTAGE"),
             unsafe_at_least_once=_bool("TALLYFLOW_UNSAFE_AT_LEAST_ONCE", False),
-            credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "200ms"), "TALLYFLOW_CREDIT_FLUSH"),
+            credit_flush=parse_duration(_env("TALLYFLOW_CREDIT_FLUSH", "50ms"), "TALLYFLOW_CREDIT_FLUSH"),
             flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),
             admin_token=_secret("TALLYFLOW_ADMIN_TOKEN"),
             serve_cache=parse_duration(_env("TALLYFLOW_SERVE_CACHE", "5s"), "TALLYFLOW_SERVE_CACHE"),
