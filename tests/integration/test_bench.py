@@ -20,6 +20,10 @@ def test_throughput_bench_smoke(tallyflow):
     assert r["cpu_seconds"]["source and decode"] > 0 and r["cpu_seconds"]["broker"] > 0
     assert r["cpu_seconds"]["loader"] > 0 and sum(r["cpu_us_per_event"].values()) > 0
     assert r["timeline"] and max(row["landed"] for row in r["timeline"]) <= 2000
+    # The closing savepoint's size on disk, and per event (the dedup state's cost).
+    assert r["state"]["savepoint_bytes"] > 0 and r["state"]["bytes_per_event"] == round(
+        r["state"]["savepoint_bytes"] / 2000, 1
+    )
 
 
 def test_publish_bench_smoke(tallyflow):

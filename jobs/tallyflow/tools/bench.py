@@ -118,6 +118,7 @@ def run(
         finally:
             reads = _stop_reader(reader)
         phase("done")
+        state_bytes = _snapshot_bytes(checkpoints.latest(bench))
         if result.loaded["rows"].get("events", 0) != events:
             raise UserError(f"the pipeline landed {result.loaded['rows'].get('events', 0)} of {events} events")
         pipeline = result.reading_seconds
@@ -143,6 +144,9 @@ def run(
                 "with_startup_seconds": round(result.job_seconds, 2),
                 "rows_landed": result.loaded["rows"],
             },
+            # The run's closing savepoint (native format: RocksDB's files as they are on disk). The
+            # dedup state, one entry per event within the horizon, is nearly all of it.
+            "state": {"savepoint_bytes": state_bytes, "bytes_per_event": round(state_bytes / events, 1)},
             "ratio": round(baseline / pipeline, 3),
             "steady_events_per_second": timeline.steady_rate(events),
             "phases": _phases(result.phases, publish_started),
@@ -156,6 +160,12 @@ def run(
         shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(checkpoints.root(bench), ignore_errors=True)
         topics.delete_topics(bench)  # a bench writes gigabytes; repeated runs must not fill the broker
+
+
+def _snapshot_bytes(snapshot: Path | None) -> int:
+    if snapshot is None:
+        raise UserError("the run left no savepoint: no state size")
+    return sum(f.stat().st_size for f in snapshot.rglob("*") if f.is_file())
 
 
 def _phases(phases: dict[str, float], origin: float) -> dict[str, float]:
@@ -198,6 +208,8 @@ def render(r: dict) -> str:
                 if r.get("concurrent_reads")
                 else []
             ),
+            f"  state     {r['state']['savepoint_bytes']:>8} B  {r['state']['bytes_per_event']:>9} B/event"
+            "  (the closing savepoint; dedup is one entry per event)",
             f"  steady    {r['steady_events_per_second'] or '-':>8}    events/s landed between 10% and 90% landed",
             "  phases (s since publishing began): "
             + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["phases"].items()),
