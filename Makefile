@@ -12,7 +12,7 @@ UDF_SOURCES := $(shell find jobs/jvm/src/main -type f) jobs/jvm/pom.xml $(wildca
 	schemas/event_limits.json
 DEMO_EVENTS ?= 50000
 BENCH_EVENTS ?= 2500000
-BENCH_RATE ?= 2000
+BENCH_RATE ?= 10000
 BENCH_SECONDS ?= 60
 DEMO_CUSTOMERS ?= 10
 
