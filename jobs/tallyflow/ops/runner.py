@@ -86,8 +86,12 @@ def run(
     if detach:
         return submit_detached(settings, catalog_path, fresh)
     environment.start_gateway(settings)
-    cat, client = prepare(settings, catalog_path)
-    holder = Holder(settings, client, serve)
+    try:
+        cat, client = prepare(settings, catalog_path)
+        holder = Holder(settings, client, serve)
+    except BaseException:
+        environment.abandon_gateway()
+        raise
     try:
         return _run(settings, cat, client, bounded, on_progress, fresh)
     finally:

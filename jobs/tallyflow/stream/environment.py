@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -159,10 +160,15 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
     return t_env
 
 
+_early_launch: threading.Thread | None = None
+
+
 def start_gateway(settings: Settings | None = None) -> None:
     """Launch the gateway JVM in the background while the caller checks the catalog, the store and
     the broker (about 1.3 s of a run's start, overlapped). create_environment waits for it; a launch
-    that fails here is tried again there, where its error is reported."""
+    that fails here is tried again there, where its error is reported. A caller whose checks fail
+    calls abandon_gateway."""
+    global _early_launch
     from pyflink.java_gateway import get_gateway
 
     def launch() -> None:
@@ -170,7 +176,34 @@ def start_gateway(settings: Settings | None = None) -> None:
             get_gateway()
 
     _prepare_gateway(settings)
-    threading.Thread(target=launch, name="gateway-launch", daemon=True).start()
+    _early_launch = threading.Thread(target=launch, name="gateway-launch", daemon=True)
+    _early_launch.start()
+
+
+def abandon_gateway() -> None:
+    """End the JVM start_gateway launched, for a run that fails before it needs it. Left alone, a
+    gateway whose Python side is gone outlives this process by seconds and prints "Unable to get
+    the Python watchdog object" after the run's one-line error. It has no job yet: killing it
+    loses nothing."""
+    if _early_launch is None:
+        return
+    _early_launch.join(timeout=30.0)  # until the JVM exists (about a second), so none starts after
+    for pid in _child_processes("java"):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _child_processes(command: str) -> list[int]:
+    """This process's children running `command` (Linux /proc; elsewhere none are found)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue  # ended meanwhile
+        if head.partition("(")[2] == command and int(rest.split()[1]) == os.getpid():
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _prepare_gateway(settings: Settings | None) -> None:
