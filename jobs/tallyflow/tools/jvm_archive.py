@@ -9,6 +9,7 @@ place: a run never maps a half-written one. Nothing is built when a matching arc
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -50,6 +51,19 @@ def _jvms_writing(path: Path) -> list[int]:
     return pids
 
 
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    """Block until process `pid` (not our child: the run's process has returned) has exited: its
+    pidfd becomes readable then (Linux 5.3+)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return  # already gone
+    try:
+        select.select([fd], [], [], max(timeout, 0.0))
+    finally:
+        os.close(fd)
+
+
 def build(settings: Settings, wait_s: float = 300.0) -> dict:
     archive = environment.gateway_archive(settings)
     if archive.is_file():
@@ -83,8 +97,8 @@ def build(settings: Settings, wait_s: float = 300.0) -> dict:
         finally:
             step("stack", "down")
         deadline = time.monotonic() + wait_s
-        while _jvms_writing(partial) and time.monotonic() < deadline:
-            time.sleep(0.5)  # the JVM writes the archive as it exits, after the run returned
+        for pid in _jvms_writing(partial):  # it writes the archive as it exits, after the run returned
+            _wait_for_exit(pid, deadline - time.monotonic())
         if _jvms_writing(partial) or not partial.is_file():
             raise UserError(f"the JVM did not write its class archive {partial.name} within {wait_s:g} s")
         partial.replace(archive)
