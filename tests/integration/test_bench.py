@@ -39,3 +39,5 @@ def test_invoice_bench_smoke(tallyflow):
     assert r["lines"] > r["invoices"]  # a base fee and usage lines per customer
     assert r["baseline_seconds"] > 0 and r["invoice_seconds"] > 0 and r["ratio_to_baseline"] > 0
     assert r["peak_rss_bytes"] > 0
+    assert len(r["invoice_runs"]) == len(r["baseline_runs"]) == r["rounds"] == 2
+    assert r["invoice_seconds"] == min(r["invoice_runs"]) and r["merges_settled_seconds"] >= 0
