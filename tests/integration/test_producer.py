@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -67,3 +68,76 @@ def test_send_and_send_batch_validate_and_report(tallyflow):
     assert sorted(got) == ["api-0", "api-2", "api-4"]
     assert str(got["api-4"]["values"]["tokens"]) == "4.500000000000"
     assert got["api-0"]["event_time"].isoformat() == "2026-10-03T12:00:00.123000+00:00"
+
+
+def test_produce_file_mixes_the_native_and_python_paths(tallyflow, tmp_path):
+    """Canonical lines go through the native encoder, the others (escapes, non-ASCII, a time with
+    an offset) through the Python path; blank lines are skipped and bad ones named by number. What
+    lands is the same either way."""
+    lines = [
+        '{"event_id": "n1", "customer_id": "c1", "event_type": "t", "event_time": "2026-10-01T00:00:00.5Z",'
+        ' "values": {"q": "2.5", "n": 3}, "dimensions": {"region": "eu"}, "source": "sdk"}',
+        '{"event_id": "p\\u0032", "customer_id": "c1", "event_type": "t", "event_time": "2026-10-01T02:00:00+02:00",'
+        ' "dimensions": {"city": "Zürich"}}',
+        "",
+        '{"event_id": "bad", "customer_id": "c1", "event_type": "t", "event_time": "2026-10-01T00:00:00Z", "x": 1}',
+    ]
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"event_id": "\xff"}\n')
+    proc = tallyflow("produce", "--file", str(path), "--format", "json", check=False)
+    assert json.loads(proc.stdout) == {"sent": 2, "rejected": 2, "failed": 0}
+    assert proc.stderr.splitlines() == ["line 4: unknown field(s): x", "line 5: not UTF-8 text (byte 15)"]
+    got = _read(tallyflow, tallyflow.topic("events"), 2)
+    assert got["n1"]["values"] == {"q": Decimal("2.500000000000"), "n": Decimal("3.000000000000")}
+    assert got["n1"]["source"] == "sdk" and got["n1"]["event_time"].isoformat() == "2026-10-01T00:00:00.500000+00:00"
+    assert got["p2"]["dimensions"] == {"city": "Zürich"}
+    assert got["p2"]["event_time"].isoformat() == "2026-10-01T00:00:00+00:00"
+
+
+DELIVERY_FAILS = """
+import json, secrets, sys
+from confluent_kafka.admin import AdminClient, NewTopic
+from tallyflow.ingest.producer import EventProducer
+from tallyflow.settings import Settings
+
+settings = Settings.from_env()
+topic = settings.topic("tiny")
+admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+admin.create_topics([NewTopic(topic, 1, 1, config={"max.message.bytes": "200"})])[topic].result()
+with EventProducer(settings, topic=topic) as p:
+    p.send({"event_id": "e1", "customer_id": "c1", "event_type": "t", "event_time": "2026-10-01T00:00:00Z",
+            "dimensions": {"d": secrets.token_urlsafe(700)}})  # incompressible: over 200 bytes in lz4
+print(json.dumps({"report": p.report.as_dict(), "problems": p.report.problems}))
+"""
+
+
+def test_a_record_the_broker_refuses_is_reported_failed(tallyflow):
+    proc = subprocess.run(
+        [sys.executable, "-c", DELIVERY_FAILS],
+        env=tallyflow.env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["report"] == {"sent": 0, "rejected": 0, "failed": 1}
+    assert out["problems"][0].startswith("delivery failed:"), out
+
+
+def _read(tallyflow, topic: str, n: int) -> dict:
+    consumer = Consumer({"bootstrap.servers": tallyflow.bootstrap, "group.id": "t-read"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        got: dict = {}
+        while len(got) < n:
+            msg = consumer.poll(10)
+            assert msg is not None, got
+            record = avro.decode(msg.value())
+            assert msg.key() == record["customer_id"].encode()
+            got[record["event_id"]] = record
+        return got
+    finally:
+        consumer.close()
