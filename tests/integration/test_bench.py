@@ -30,7 +30,8 @@ def test_publish_bench_smoke(tallyflow):
     r = tallyflow.json("bench", "--publish", "--events", "3000", "--customers", "5")
     assert r["events"] == 3000 and r["bytes"] > 3000 * 40
     assert r["produce_file"]["events_per_second"] > 0 and r["raw_librdkafka"]["records_per_second"] > 0
-    assert r["ratio"] > 0
+    assert r["send_batch"]["events_per_second"] > 0
+    assert r["ratio"] > 0 and r["send_batch_ratio"] > 0
 
 
 def test_invoice_bench_smoke(tallyflow):

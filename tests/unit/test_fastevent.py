@@ -24,9 +24,16 @@ VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "events.json").rea
 
 @pytest.fixture(scope="module")
 def fast():
-    encoder = avro.line_encoder(VERSION, 1234, now=NOW, **LIMITS)
+    encoder = avro.native_encoder(VERSION, 1234, now=NOW, **LIMITS)
     assert encoder is not None, "the native encoder was not built (make setup compiles it)"
-    return encoder
+    return encoder.encode
+
+
+@pytest.fixture(scope="module")
+def fast_record():
+    encoder = avro.native_encoder(VERSION, 1234, now=NOW, **LIMITS)
+    assert encoder is not None
+    return encoder.encode_record
 
 
 def python_path(line: str) -> tuple[bytes, bytes] | None:
@@ -35,6 +42,21 @@ def python_path(line: str) -> tuple[bytes, bytes] | None:
     except events.InvalidEvent:
         return None
     return record["customer_id"].encode(), avro.encode_event(record, VERSION, 1234)
+
+
+def python_record_path(event) -> tuple[bytes, bytes] | None:
+    try:
+        record = events.validate(event, now=NOW, **LIMITS)
+    except events.InvalidEvent:
+        return None
+    return record["customer_id"].encode(), avro.encode_event(record, VERSION, 1234)
+
+
+def check_record(fast_record, event) -> bool:
+    got = fast_record(event)
+    if got is not None:
+        assert got == python_record_path(event), event
+    return got is not None
 
 
 def check(fast, line: str) -> bool:
@@ -158,3 +180,64 @@ def test_mutated_lines_never_disagree(fast):
                 chars.insert(i, chars[i])
         taken += check(fast, "".join(chars))
     assert taken > 1000  # many mutants stay valid and canonical, so the comparison is exercised
+
+
+def test_records_take_the_native_path_as_the_python_path_would(fast_record):
+    generated = list(generator.generate(2000, customers=50, period="2026-10", seed=9))
+    assert all(check_record(fast_record, e) for e in generated)
+    for case in VECTORS:
+        took = check_record(fast_record, case["event"])
+        assert case["accepted"] or not took
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "event, native",
+    [
+        (base(values={"q": 15, "r": "2.5"}), True),
+        (base(values={"q": 2**63}), False),  # past a C long: Python's call (it accepts this one)
+        (base(values={"q": -1}), False),
+        (base(values={"q": True}), False),
+        (base(values={"q": 1.5}), False),
+        (base(values={"q": Decimal("1.5")}), False),
+        (base(values={1: "2"}), False),
+        (base(values=None), False),
+        (base(dimensions={"k": 'a"b\\c\x01'}), True),  # any ASCII: no JSON escaping here
+        (base(dimensions={"k": 1}), False),
+        (base(dimensions={"k": Text("v")}), False),  # a str subclass: Python's call
+        (base(source="sdk"), True),
+        (base(source=None), True),
+        (base(source=5), False),
+        (base(extra=1), False),
+        ({"event_id": "e1"}, False),
+        (base(event_time=datetime(2026, 11, 5, tzinfo=UTC)), False),
+        ([], False),
+    ],
+)
+def test_record_edges(fast_record, event, native):
+    assert check_record(fast_record, event) is native
+
+
+def test_mutated_records_never_disagree(fast_record):
+    """Fields swapped for other types and values: whatever the native path takes, it takes
+    exactly as events.validate then encode_event do."""
+    rng = random.Random(5)
+    seeds = list(generator.generate(200, customers=20, period="2026-10", seed=4))
+    odd = [None, 0, 7, -3, 2.5, True, "", "x" * 257, "1.5", "-1", "2026-10-01T00:00:00Z", {}, {"k": "v"}, {"q": 3}]
+    taken = 0
+    for _ in range(10_000):
+        event = json.loads(json.dumps(rng.choice(seeds)))
+        for _ in range(rng.randint(1, 2)):
+            field = rng.choice(sorted(events._FIELDS))
+            target = event
+            if isinstance(event.get(field), dict) and event[field] and rng.random() < 0.5:
+                target, field = event[field], rng.choice(list(event[field]))
+            if rng.random() < 0.2:
+                target.pop(field, None)
+            else:
+                target[field] = rng.choice(odd)
+        taken += check_record(fast_record, event)
+    assert taken > 500

@@ -99,25 +99,47 @@ class EventProducer:
     def send(self, event: dict) -> None:
         """Validates one event (the JSON form of docs/catalog.md) and sends it; raises
         events.InvalidEvent, sending nothing, when the job would reject it."""
-        self.send_valid(self._validate(event, datetime.now(UTC)))
+        now = datetime.now(UTC)
+        native = self.native_encoder(now)
+        encoded = native.encode_record(event) if native is not None else None
+        if encoded is None:
+            self.send_valid(self._validate(event, now))
+        else:
+            self.send_raw(*encoded)
 
     def _validate(self, event: dict, now: datetime) -> dict:
         return events.validate(event, max_quantity=self._max_quantity, now=now, max_future_seconds=self._max_future_s)
+
+    def native_encoder(self, now: datetime) -> avro.NativeEncoder | None:
+        """The native path (wire/avro.native_encoder) with this producer's schema and limits."""
+        return avro.native_encoder(
+            self.version,
+            self.schema_id,
+            now=now,
+            max_quantity=self._max_quantity,
+            max_future_seconds=self._max_future_s,
+        )
 
     def send_batch(self, batch: Iterable[dict]) -> list[tuple[int, str]]:
         """Validates and sends each event; returns the refused ones as (index, reason), which are
         also counted in `report.rejected`. The others are sent, in order."""
         refused = []
         now = datetime.now(UTC)
-        validate, send = self._validate, self.send_valid
+        native = self.native_encoder(now)
+        fast = native.encode_record if native is not None else lambda _event: None
+        validate, send_valid, send_raw = self._validate, self.send_valid, self.send_raw
         for i, event in enumerate(batch):
+            encoded = fast(event)
+            if encoded is not None:
+                send_raw(*encoded)
+                continue
             try:
                 record = validate(event, now)
             except events.InvalidEvent as e:
                 refused.append((i, str(e)))
                 self.report.rejected += 1
                 continue
-            send(record)
+            send_valid(record)
         return refused
 
     def send_valid(self, record: dict) -> None:
@@ -177,7 +199,7 @@ def validated_lines(
 
 def produce_file(settings: Settings, path: Path, on_progress: Callable[[int], None] | None = None) -> ProduceReport:
     """Publishes a JSON-lines file; `on_progress(records sent)` every 10,000 records. Canonical
-    lines take the native encoder (wire/avro.line_encoder), every other line the Python path
+    lines take the native encoder (wire/avro.native_encoder), every other line the Python path
     (events.parse_line, then avro.encode_event): the same verdicts, reasons and bytes."""
     try:
         handle = sys.stdin.buffer if str(path) == "-" else path.open("rb")
@@ -186,12 +208,11 @@ def produce_file(settings: Settings, path: Path, on_progress: Callable[[int], No
     now = datetime.now(UTC)
     max_quantity, max_future_seconds = settings.max_quantity, settings.max_future.total_seconds()
     with handle, EventProducer(settings) as p:
-        fast = avro.line_encoder(
-            p.version, p.schema_id, now=now, max_quantity=max_quantity, max_future_seconds=max_future_seconds
-        )
+        native = p.native_encoder(now)
+        fast = native.encode if native is not None else lambda _line: None
         sent = 0
         for n, raw in enumerate(handle, start=1):
-            encoded = fast(raw) if fast is not None else None
+            encoded = fast(raw)
             if encoded is not None:
                 p.send_raw(*encoded)
             else:

@@ -1,10 +1,11 @@
-/* The fast path of `tallyflow produce --file`: one JSON line in, the Kafka key and the Avro value
- * (Confluent framing) out, in one pass, for the lines producers actually write.
+/* The fast path of `tallyflow produce --file` and of EventProducer.send / send_batch: a JSON line
+ * (or an event dict) in, the Kafka key and the Avro value (Confluent framing) out, in one pass,
+ * for the events producers actually write.
  *
- * It is not a JSON parser. It accepts only a narrow canonical shape: printable ASCII strings
- * without escapes, decimal strings or plain integers as values, UTC times as
- * YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+00:00), no duplicate keys. For any other line, valid or not, it
- * returns None and the caller runs the full Python path (core/events.parse_line, then
+ * It is not a JSON parser. It accepts only a narrow canonical shape: ASCII strings (in lines:
+ * printable, without escapes), decimal strings or non-negative integers as values, UTC times as
+ * YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+00:00), no duplicate keys. For anything else, valid or not, it
+ * returns None and the caller runs the full Python path (core/events.parse_line or validate, then
  * wire/avro.encode_event), so every verdict and every reason stays the Python path's. What it
  * accepts, it writes byte for byte as encode_event does (tests/unit/test_fastevent.py holds the
  * two paths equal over the event vectors and over mutated lines).
@@ -209,58 +210,33 @@ static unsigned char *avro_decimal(unsigned char *o, u128 v) {
     return o;
 }
 
-static PyObject *encode(Encoder *self, PyObject *line) {
-    char *raw;
-    Py_ssize_t len;
-    if (PyBytes_AsStringAndSize(line, &raw, &len) < 0) return NULL;
-    cursor c = {(const unsigned char *)raw, (const unsigned char *)raw + len};
-    span id = {0}, customer = {0}, type = {0}, time = {0}, source = {0}, key;
-    int has_id = 0, has_customer = 0, has_type = 0, has_time = 0, has_values = 0, has_dims = 0, has_source = 0;
+/* One event's fields, pointing into the line or into the dict's strings. */
+typedef struct {
+    span id, customer, type, time, source;
+    int has_source; /* 2: a string; otherwise null */
     entry values[MAX_ENTRIES], dims[MAX_ENTRIES];
-    Py_ssize_t n_values = 0, n_dims = 0;
+    Py_ssize_t n_values, n_dims;
+} event;
 
-    if (!expect(&c, '{')) Py_RETURN_NONE;
-    do {
-        if (!string(&c, &key) || !expect(&c, ':')) Py_RETURN_NONE;
-        int ok;
-        if (is(key, "event_id") && !has_id) ok = has_id = string(&c, &id);
-        else if (is(key, "customer_id") && !has_customer) ok = has_customer = string(&c, &customer);
-        else if (is(key, "event_type") && !has_type) ok = has_type = string(&c, &type);
-        else if (is(key, "event_time") && !has_time) ok = has_time = string(&c, &time);
-        else if (is(key, "values") && !has_values) ok = has_values = map(&c, values, &n_values, 1);
-        else if (is(key, "dimensions") && !has_dims) ok = has_dims = map(&c, dims, &n_dims, 0);
-        else if (is(key, "source") && !has_source) {
-            ws(&c);
-            has_source = 1;
-            if (c.e - c.s >= 4 && memcmp(c.s, "null", 4) == 0) {
-                c.s += 4;
-                ok = 1;
-            } else {
-                ok = string(&c, &source);
-                has_source = ok ? 2 : 0;
-            }
-        } else ok = 0; /* an unknown or repeated field */
-        if (!ok) Py_RETURN_NONE;
-    } while (expect(&c, ','));
-    if (!expect(&c, '}')) Py_RETURN_NONE;
-    ws(&c);
-    if (c.s != c.e) Py_RETURN_NONE;
-
-    /* What core/events.validate checks, in its terms. */
+/* What core/events.validate checks, then the Avro record as avro.encode_event writes it; None
+ * when a check fails (the Python path then says why). */
+static PyObject *emit(Encoder *self, const event *ev) {
     int64_t us;
-    if (!has_id || !has_customer || !has_type || !has_time) Py_RETURN_NONE;
-    if (id.n < 1 || id.n > self->max_id || customer.n < 1 || customer.n > self->max_id || type.n < 1 ||
-        type.n > self->max_id)
+    if (ev->id.n < 1 || ev->id.n > self->max_id || ev->customer.n < 1 || ev->customer.n > self->max_id ||
+        ev->type.n < 1 || ev->type.n > self->max_id)
         Py_RETURN_NONE;
-    if (!utc_time(time, &us) || (double)(us - self->now_us) / 1e6 > self->max_future_s) Py_RETURN_NONE;
-    if (n_dims > self->max_dims) Py_RETURN_NONE;
-    for (Py_ssize_t i = 0; i < n_dims; i++)
-        if (dims[i].key.n > self->max_dim_len || dims[i].text.n > self->max_dim_len) Py_RETURN_NONE;
-    for (Py_ssize_t i = 0; i < n_values; i++)
-        if (values[i].unscaled > self->max_unscaled) Py_RETURN_NONE;
-
-    /* Every string is at most its JSON text; each quantity and each length prefix is bounded. */
-    Py_ssize_t need = 5 + len + (n_values + n_dims + 8) * 32;
+    if (!utc_time(ev->time, &us) || (double)(us - self->now_us) / 1e6 > self->max_future_s) Py_RETURN_NONE;
+    if (ev->n_dims > self->max_dims) Py_RETURN_NONE;
+    /* Each string with a length prefix of at most 10 bytes, each quantity at most 18. */
+    Py_ssize_t need = 5 + ev->id.n + ev->customer.n + ev->type.n + ev->source.n + 64;
+    for (Py_ssize_t i = 0; i < ev->n_dims; i++) {
+        if (ev->dims[i].key.n > self->max_dim_len || ev->dims[i].text.n > self->max_dim_len) Py_RETURN_NONE;
+        need += ev->dims[i].key.n + ev->dims[i].text.n + 20;
+    }
+    for (Py_ssize_t i = 0; i < ev->n_values; i++) {
+        if (ev->values[i].unscaled > self->max_unscaled) Py_RETURN_NONE;
+        need += ev->values[i].key.n + 28;
+    }
     if (need > self->cap) {
         unsigned char *grown = PyMem_Realloc(self->buf, (size_t)need);
         if (grown == NULL) return PyErr_NoMemory();
@@ -270,35 +246,35 @@ static PyObject *encode(Encoder *self, PyObject *line) {
     unsigned char *o = self->buf;
     memcpy(o, self->header, 5);
     o += 5;
-    o = avro_string(o, id);
-    o = avro_string(o, customer);
-    o = avro_string(o, type);
+    o = avro_string(o, ev->id);
+    o = avro_string(o, ev->customer);
+    o = avro_string(o, ev->type);
     o = varint(o, (uint64_t)(us / 1000) << 1);
-    if (n_values) {
-        o = varint(o, (uint64_t)n_values << 1);
-        for (Py_ssize_t i = 0; i < n_values; i++) {
-            o = avro_string(o, values[i].key);
-            o = avro_decimal(o, values[i].unscaled);
+    if (ev->n_values) {
+        o = varint(o, (uint64_t)ev->n_values << 1);
+        for (Py_ssize_t i = 0; i < ev->n_values; i++) {
+            o = avro_string(o, ev->values[i].key);
+            o = avro_decimal(o, ev->values[i].unscaled);
         }
     }
     *o++ = 0;
-    if (n_dims) {
-        o = varint(o, (uint64_t)n_dims << 1);
-        for (Py_ssize_t i = 0; i < n_dims; i++) {
-            o = avro_string(o, dims[i].key);
-            o = avro_string(o, dims[i].text);
+    if (ev->n_dims) {
+        o = varint(o, (uint64_t)ev->n_dims << 1);
+        for (Py_ssize_t i = 0; i < ev->n_dims; i++) {
+            o = avro_string(o, ev->dims[i].key);
+            o = avro_string(o, ev->dims[i].text);
         }
     }
     *o++ = 0;
-    if (has_source == 2) {
-        *o++ = 2;
-        o = avro_string(o, source);
+    if (ev->has_source == 2) {
+        *o++ = 2; /* union branch 1 (zigzag 1): a string */
+        o = avro_string(o, ev->source);
     } else {
-        *o++ = 0;
+        *o++ = 0; /* union branch 0: null */
     }
     PyObject *pair = PyTuple_New(2);
     if (pair == NULL) return NULL;
-    PyObject *k = PyBytes_FromStringAndSize(customer.p, customer.n);
+    PyObject *k = PyBytes_FromStringAndSize(ev->customer.p, ev->customer.n);
     PyObject *v = PyBytes_FromStringAndSize((const char *)self->buf, o - self->buf);
     if (k == NULL || v == NULL) {
         Py_XDECREF(k);
@@ -309,6 +285,107 @@ static PyObject *encode(Encoder *self, PyObject *line) {
     PyTuple_SET_ITEM(pair, 0, k); /* steals the references */
     PyTuple_SET_ITEM(pair, 1, v);
     return pair;
+}
+
+static PyObject *encode(Encoder *self, PyObject *line) {
+    char *raw;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(line, &raw, &len) < 0) return NULL;
+    cursor c = {(const unsigned char *)raw, (const unsigned char *)raw + len};
+    event ev = {0};
+    span key;
+    int has_id = 0, has_customer = 0, has_type = 0, has_time = 0, has_values = 0, has_dims = 0, has_source = 0;
+
+    if (!expect(&c, '{')) Py_RETURN_NONE;
+    do {
+        if (!string(&c, &key) || !expect(&c, ':')) Py_RETURN_NONE;
+        int ok;
+        if (is(key, "event_id") && !has_id) ok = has_id = string(&c, &ev.id);
+        else if (is(key, "customer_id") && !has_customer) ok = has_customer = string(&c, &ev.customer);
+        else if (is(key, "event_type") && !has_type) ok = has_type = string(&c, &ev.type);
+        else if (is(key, "event_time") && !has_time) ok = has_time = string(&c, &ev.time);
+        else if (is(key, "values") && !has_values) ok = has_values = map(&c, ev.values, &ev.n_values, 1);
+        else if (is(key, "dimensions") && !has_dims) ok = has_dims = map(&c, ev.dims, &ev.n_dims, 0);
+        else if (is(key, "source") && !has_source) {
+            ws(&c);
+            has_source = 1;
+            if (c.e - c.s >= 4 && memcmp(c.s, "null", 4) == 0) {
+                c.s += 4;
+                ok = 1;
+            } else {
+                ok = string(&c, &ev.source);
+                ev.has_source = 2;
+            }
+        } else ok = 0; /* an unknown or repeated field */
+        if (!ok) Py_RETURN_NONE;
+    } while (expect(&c, ','));
+    if (!expect(&c, '}')) Py_RETURN_NONE;
+    ws(&c);
+    if (c.s != c.e || !has_id || !has_customer || !has_type || !has_time) Py_RETURN_NONE;
+    return emit(self, &ev);
+}
+
+/* An exact str of ASCII characters (so its UTF-8 is its code points), as a span of its UTF-8. */
+static int ascii(PyObject *o, span *out) {
+    if (!PyUnicode_CheckExact(o) || !PyUnicode_IS_ASCII(o)) return 0;
+    out->p = (const char *)PyUnicode_DATA(o);
+    out->n = PyUnicode_GET_LENGTH(o);
+    return 1;
+}
+
+/* A dict of exact str keys to quantities (decimal strings or non-negative ints) or to strings. */
+static int dict_map(PyObject *o, entry *entries, Py_ssize_t *count, int quantities) {
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    *count = 0;
+    if (!PyDict_CheckExact(o) || PyDict_GET_SIZE(o) > MAX_ENTRIES) return 0;
+    while (PyDict_Next(o, &pos, &k, &v)) {
+        entry *en = &entries[(*count)++];
+        if (!ascii(k, &en->key)) return 0;
+        if (!quantities) {
+            if (!ascii(v, &en->text)) return 0;
+        } else if (PyLong_CheckExact(v)) { /* bool is a subclass, so never exact */
+            int overflow;
+            long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+            if (overflow || n < 0) return 0;
+            u128 scaled = (u128)n;
+            for (int i = 0; i < SCALE; i++) scaled *= 10;
+            en->unscaled = scaled;
+        } else {
+            span t;
+            if (!ascii(v, &t) || !decimal(t.p, t.n, &en->unscaled)) return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *encode_record(Encoder *self, PyObject *obj) {
+    static PyObject *names[7];
+    static const char *spelled[7] = {"event_id", "customer_id", "event_type", "event_time", "values",
+                                     "dimensions", "source"};
+    if (names[0] == NULL)
+        for (int i = 0; i < 7; i++)
+            if ((names[i] = PyUnicode_InternFromString(spelled[i])) == NULL) return NULL;
+    if (!PyDict_CheckExact(obj)) Py_RETURN_NONE;
+    event ev = {0};
+    PyObject *f[7];
+    Py_ssize_t found = 0;
+    for (int i = 0; i < 7; i++) {
+        f[i] = PyDict_GetItemWithError(obj, names[i]); /* borrowed */
+        if (f[i] == NULL && PyErr_Occurred()) return NULL;
+        found += f[i] != NULL;
+    }
+    if (found != PyDict_GET_SIZE(obj)) Py_RETURN_NONE; /* an unknown field (or a non-str key) */
+    if (f[0] == NULL || f[1] == NULL || f[2] == NULL || f[3] == NULL || !ascii(f[0], &ev.id) ||
+        !ascii(f[1], &ev.customer) || !ascii(f[2], &ev.type) || !ascii(f[3], &ev.time))
+        Py_RETURN_NONE;
+    if (f[4] != NULL && !dict_map(f[4], ev.values, &ev.n_values, 1)) Py_RETURN_NONE;
+    if (f[5] != NULL && !dict_map(f[5], ev.dims, &ev.n_dims, 0)) Py_RETURN_NONE;
+    if (f[6] != NULL && f[6] != Py_None) {
+        if (!ascii(f[6], &ev.source)) Py_RETURN_NONE;
+        ev.has_source = 2;
+    }
+    return emit(self, &ev);
 }
 
 static int init(Encoder *self, PyObject *args, PyObject *kwds) {
@@ -348,6 +425,8 @@ static void dealloc(Encoder *self) {
 static PyMethodDef encoder_methods[] = {
     {"encode", (PyCFunction)encode, METH_O,
      "encode(line: bytes) -> (key, value) | None: None means the Python path decides the line."},
+    {"encode_record", (PyCFunction)encode_record, METH_O,
+     "encode_record(event: dict) -> (key, value) | None: the same for an event in its JSON form."},
     {NULL, NULL, 0, NULL},
 };
 

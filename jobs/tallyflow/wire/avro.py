@@ -9,13 +9,12 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 
@@ -172,16 +171,22 @@ def encode_event(record: dict, version: SchemaVersion, schema_id: int | None = N
     return bytes(out)
 
 
-LineEncoder = Callable[[bytes], "tuple[bytes, bytes] | None"]
+class NativeEncoder(Protocol):
+    """wire/_fastevent.c's Encoder: each method gives (key, Avro value), byte for byte what the
+    Python path gives, or None for anything outside its canonical shape (the caller then runs the
+    Python path, which decides and says why)."""
+
+    def encode(self, line: bytes) -> tuple[bytes, bytes] | None: ...
+
+    def encode_record(self, event: dict) -> tuple[bytes, bytes] | None: ...
 
 
-def line_encoder(
+def native_encoder(
     version: SchemaVersion, schema_id: int | None, *, now: datetime, max_quantity: Decimal, max_future_seconds: float
-) -> LineEncoder | None:
-    """The native fast path of `produce --file` (_fastevent.c): a JSON line (bytes) in, (key,
-    Avro value) out, byte for byte what parse_line then encode_event give, or None for any line
-    outside its canonical shape, which the caller then gives to the Python path. None when the
-    extension was not built (no C compiler at install): everything takes the Python path."""
+) -> NativeEncoder | None:
+    """The native fast path of publishing, for JSON lines (`produce --file`) and for event dicts
+    (EventProducer.send, send_batch), with the limits of core/events.validate at `now`. None when
+    the extension was not built (no C compiler at install): everything takes the Python path."""
     try:
         from tallyflow.wire import _fastevent  # type: ignore[attr-defined]
     except ImportError:
@@ -194,7 +199,7 @@ def line_encoder(
     limit = min(int((max_quantity * _SCALE_FACTOR).to_integral_value(ROUND_FLOOR)), 10**38 - 1)
     if limit < 0:
         return None  # no quantity passes: let the Python path say why
-    return _fastevent.Encoder(
+    encoder: NativeEncoder = _fastevent.Encoder(
         header=_HEADER.pack(MAGIC, version.id if schema_id is None else schema_id),
         now_us=(since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds,
         max_future_s=max_future_seconds,
@@ -202,7 +207,8 @@ def line_encoder(
         max_id=LIMITS["max_id_length"],
         max_dims=LIMITS["max_dimensions"],
         max_dim_len=LIMITS["max_dimension_length"],
-    ).encode
+    )
+    return encoder
 
 
 def decode(data: bytes, reader: SchemaVersion | None = None, subject: str = SUBJECT) -> dict:
