@@ -162,6 +162,8 @@ class Settings:
     # A Kafka client properties file (Java or librdkafka keys): security, SASL, TLS for every client.
     kafka_properties: Path | None = None
     jars_dir: Path = field(default_factory=lambda: default_jars_dir())
+    # The local JVM's JIT: auto (C1 only for a short bounded run, ops/runner.py), c1 or tiered.
+    jit: str = "auto"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -210,6 +212,7 @@ class Settings:
             pseudonym_key_file=_existing_file("TALLYFLOW_PSEUDONYM_KEY_FILE"),
             rejects_ttl=_optional_duration("TALLYFLOW_REJECTS_TTL"),
             duplicates_ttl=_optional_duration("TALLYFLOW_DUPLICATES_TTL"),
+            jit=_env("TALLYFLOW_JIT", "auto").lower(),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(
@@ -223,6 +226,8 @@ class Settings:
             raise UserError("TALLYFLOW_CLICKHOUSE_CLUSTER may only hold letters, digits, '.', '_' and '-'")
         if s.clickhouse_cluster and s.clickhouse_url.startswith("chdb://"):
             raise UserError("TALLYFLOW_CLICKHOUSE_CLUSTER needs a ClickHouse server (TALLYFLOW_CLICKHOUSE_URL=http...)")
+        if s.jit not in ("auto", "c1", "tiered"):
+            raise UserError(f"TALLYFLOW_JIT '{s.jit}' must be auto, c1 or tiered")
         if s.partitions < 1 or s.parallelism < 1:
             raise UserError("TALLYFLOW_PARTITIONS and TALLYFLOW_PARALLELISM must be at least 1")
         return s

@@ -3,6 +3,8 @@ a synthetic spike is found against the median of the same hour, and steady traff
 
 from __future__ import annotations
 
+import random
+import statistics
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,6 +12,7 @@ import pytest
 
 from tallyflow.core import alerts, catalog
 from tallyflow.core.model import Spike
+from tallyflow.core.periods import plain
 
 CAT = catalog.parse(
     {
@@ -99,3 +102,41 @@ def test_state_keeps_only_the_baseline_days():
         start = START + timedelta(hours=h)
         alerts.spike_check(state, SPIKE, "c", PLAN, "calls", start, start, Decimal(1))
     assert len(state["hours"]) == 24 * 7 + 1
+
+
+def _spike_check_rebuilding(state: dict, start: datetime, quantity: Decimal) -> Decimal | None:
+    """The reference (what spike_check did before it kept the stored text): the whole series as
+    Decimals, the baseline, the series rebuilt. Returns the baseline when the window is a spike."""
+    start_ms = int(start.timestamp() * 1000)
+    state.setdefault("first", start_ms)
+    hours = {int(k): Decimal(v) for k, v in state.get("hours", {}).items()}
+    days = min(SPIKE.baseline_days, (start_ms - int(state["first"])) // alerts.DAY_MS)
+    back = [hours.get(start_ms - k * alerts.DAY_MS, Decimal(0)) for k in range(1, days + 1)]
+    base = Decimal(statistics.median(back)) if days >= SPIKE.min_history_days else None
+    hours[start_ms] = quantity
+    keep_after = start_ms - SPIKE.baseline_days * alerts.DAY_MS
+    state["hours"] = {str(k): str(v) for k, v in hours.items() if k >= keep_after}
+    if base is None or quantity <= SPIKE.factor * max(base, SPIKE.min_quantity):
+        return None
+    return base
+
+
+def test_the_kept_text_series_decides_and_prunes_like_a_full_rebuild():
+    # 12 days of hours with spikes, partly out of order, and some hours arriving twice.
+    rng = random.Random(7)
+    hours = list(range(24 * 12))
+    for i in range(0, len(hours) - 3, 17):
+        hours[i], hours[i + 3] = hours[i + 3], hours[i]
+    hours += rng.sample(range(24 * 12), 20)
+    state: dict = {}
+    reference: dict = {}
+    spikes = 0
+    for h in hours:
+        start = START + timedelta(hours=h)
+        q = Decimal(rng.choice(["0", "1", "2", "10", "60", "2.5"]))
+        signal = alerts.spike_check(state, SPIKE, "c", PLAN, "calls", start, start + timedelta(hours=1), q)
+        base = _spike_check_rebuilding(reference, start, q)
+        assert (signal.baseline if signal else None) == (None if base is None else plain(base)), h
+        assert state == reference, h
+        spikes += signal is not None
+    assert spikes > 10  # the sequence does exercise the verdict

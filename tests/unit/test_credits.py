@@ -204,3 +204,53 @@ def test_grant_wire_format_and_rejections():
 def test_catalog_grants_need_whole_seconds():
     with pytest.raises(catalog.CatalogError, match="whole seconds"):
         make([{"grant_id": "g", "credits": "1", "effective_at": "2026-10-01T00:00:00.500Z"}])
+
+
+class _State:
+    """Stands in for Flink's ValueState: the text the function reads and writes."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+
+    def value(self) -> str | None:
+        return self.text
+
+    def update(self, text: str) -> None:
+        self.text = text
+
+
+def _usage_row(second: str, quantity: str):
+    from pyflink.common import Row
+
+    t = ms(second)
+    return Row(
+        record="usage", customer_id="c", meter_id="calls", event_second=t, quantity=quantity, event_count=1,
+        first_event_time=t, last_event_time=t, payload=None, source_partition=None, source_offset=None,
+    )  # fmt: skip
+
+
+def test_the_drawdown_function_reuses_only_the_state_text_it_wrote():
+    from tallyflow.core.drawdown import FIELDS
+    from tallyflow.stream import credits
+
+    cat = make([{"grant_id": "g", "credits": "7", "effective_at": "2026-11-01T00:00:00Z"}]).plans.catalog
+    rows = [_usage_row(f"2026-11-02T00:00:0{i}Z", "2") for i in range(5)]
+    keep = [FIELDS.index(f) for f in ("kind", "seq", "grant_id", "credits", "balance", "consumed")]
+
+    def feed(fn, row) -> list[tuple]:
+        return [tuple(out[k] for k in keep) for out in fn.process_element(row, None)]
+
+    straight = credits.drawdown_function(cat)
+    straight.state = _State()
+    expected = [feed(straight, row) for row in rows]
+    assert [k for k, *_ in expected[3]] == ["draw", "uncovered", "balance", "alert", "exhausted"]
+
+    # A restore to the state after the first row: the function still holds the object it wrote
+    # after the second one, and must not use it for the older text.
+    fn = credits.drawdown_function(cat)
+    fn.state = _State()
+    feed(fn, rows[0])
+    after_first = fn.state.text
+    feed(fn, rows[1])
+    fn.state.text = after_first
+    assert [feed(fn, row) for row in rows[1:]] == expected[1:]

@@ -25,6 +25,7 @@ from tallyflow.core.catalog import Catalog, Charge, Plan, Subscription
 from tallyflow.core.periods import iso_utc, month_bounds, period_of, plain
 
 RATED_MODELS_PROVISIONAL = ("volume", "staircase")
+SEGMENT_CACHE = 100_000  # (customer, month) entries Rater.plan_at keeps
 
 
 class RatedRecord(NamedTuple):
@@ -58,15 +59,30 @@ class Rater:
         self.subs: dict[str, list[Subscription]] = {}
         for s in catalog.subscriptions:
             self.subs.setdefault(s.customer, []).append(s)
+        # (customer, year, month) -> that month's segments of each of its subscriptions: the
+        # operators ask once per window or usage row, and the catalog never changes under a Rater.
+        self._segments: dict[tuple[str, int, int], list[list[plans.Segment]]] = {}
 
     def plan_at(self, customer: str, t: datetime) -> tuple[Plan, datetime] | None:
-        for sub in self.subs.get(customer, []):
-            if sub.start <= t < (sub.end or datetime.max.replace(tzinfo=UTC)):
-                start, end = month_bounds(period_of(t))
-                for seg in plans.segments(self.catalog.plan_versions(sub.plan), sub, start, end):
-                    if seg.start <= t < seg.end:
-                        return seg.plan, seg.start
+        for seg_list in self._month_segments(customer, t):
+            for seg in seg_list:
+                if seg.start <= t < seg.end:
+                    return seg.plan, seg.start
         return None
+
+    def _month_segments(self, customer: str, t: datetime) -> list[list[plans.Segment]]:
+        utc = t.astimezone(UTC)
+        key = (customer, utc.year, utc.month)
+        found = self._segments.get(key)
+        if found is None:
+            if len(self._segments) >= SEGMENT_CACHE:
+                self._segments.clear()  # bounded: a long-running job meets new months forever
+            start, end = month_bounds(period_of(t))
+            found = self._segments[key] = [
+                plans.segments(self.catalog.plan_versions(sub.plan), sub, start, end)
+                for sub in self.subs.get(customer, [])
+            ]
+        return found
 
     def rate(
         self,

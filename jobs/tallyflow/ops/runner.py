@@ -85,7 +85,7 @@ def run(
 ) -> RunResult:
     if detach:
         return submit_detached(settings, catalog_path, fresh)
-    environment.start_gateway(settings)
+    environment.start_gateway(settings, c1_only=environment.short_run(settings, bounded))
     try:
         cat, client = prepare(settings, catalog_path)
         holder = Holder(settings, client, serve)

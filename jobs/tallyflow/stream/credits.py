@@ -11,6 +11,8 @@ from tallyflow.core.credit_state import CustomerCredits
 from tallyflow.core.drawdown import FIELDS, INT_FIELDS, LONG_FIELDS, Drawdown
 from tallyflow.wire.grants import decode_grant
 
+PARSED_STATES = 100_000  # customers whose parsed state the drawdown keeps beside Flink's
+
 
 def drawdown_function(
     catalog: Catalog, seeds: dict[str, CustomerCredits] | None = None, fault: tuple[int, str] | None = None
@@ -27,6 +29,11 @@ def drawdown_function(
         def __init__(self) -> None:
             self.drawdown = Drawdown(catalog, seeds)
             self.rows = 0
+            # customer -> (the state text this function last wrote, the object it came from): the
+            # next call for that customer reads the same text back and skips parsing it. Only a
+            # written state is kept (a call may change its object without writing), and the text
+            # is compared, so a restored or rewound state is always parsed.
+            self.parsed: dict[str, tuple[str, CustomerCredits]] = {}
 
         def open(self, runtime_context: RuntimeContext) -> None:
             # No TTL: grants and balances live as long as the customer.
@@ -34,7 +41,11 @@ def drawdown_function(
 
         def process_element(self, r, ctx):
             raw = self.state.value()
-            st = CustomerCredits.from_json(raw) if raw else self.drawdown.initial_state(r.customer_id)
+            cached = self.parsed.pop(r.customer_id, None)
+            if cached is not None and raw == cached[0]:
+                st = cached[1]
+            else:
+                st = CustomerCredits.from_json(raw) if raw else self.drawdown.initial_state(r.customer_id)
             if r.record == "usage":
                 self._maybe_fail()
                 rows = self.drawdown.usage(
@@ -66,7 +77,11 @@ def drawdown_function(
                     return
                 rows = self.drawdown.grant(st, g)
             if rows:
-                self.state.update(st.to_json())
+                text = st.to_json()
+                self.state.update(text)
+                if len(self.parsed) >= PARSED_STATES:
+                    self.parsed.clear()  # bounded: one entry per customer seen
+                self.parsed[r.customer_id] = (text, st)
             for row in rows:
                 yield Row(*(row[f] for f in FIELDS))
 

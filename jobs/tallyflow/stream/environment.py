@@ -18,6 +18,7 @@ from pyflink.table import StreamTableEnvironment, TableEnvironment
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings, default_jars_dir
 from tallyflow.stream import checkpoints, class_sharing
+from tallyflow.wire import topics
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,28 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
     return t_env
 
 
+# A bounded run over at most this many input records runs its JVM with C1 only (TALLYFLOW_JIT=auto):
+# the demo's 50,000 events took 74 s instead of 98 s, and at 200,000 events both took as long with
+# C1 using less CPU (README, Measured); beyond that, C2's faster code is worth its compile time.
+SHORT_RUN_RECORDS = 250_000
+
+
+def short_run(settings: Settings, bounded: bool) -> bool:
+    """Whether this run's local JVM compiles with C1 only (TALLYFLOW_JIT: auto, c1, tiered). Auto
+    counts every record the inputs hold, an upper bound of what a continuing run reads; a broker
+    that does not answer within 2 s leaves the default, and prepare() reports it."""
+    if settings.jit != "auto":
+        return settings.jit == "c1"
+    if not bounded or settings.flink_cluster:
+        return False  # a job that keeps running, or runs on a cluster's own JVMs
+    held = topics.records_in(settings, topics.JOB_INPUTS)
+    return held is not None and held <= SHORT_RUN_RECORDS
+
+
 _early_launch: threading.Thread | None = None
 
 
-def start_gateway(settings: Settings | None = None) -> None:
+def start_gateway(settings: Settings | None = None, *, c1_only: bool = False) -> None:
     """Launch the gateway JVM in the background while the caller checks the catalog, the store and
     the broker (about 1.3 s of a run's start, overlapped). create_environment waits for it; a launch
     that fails here is tried again there, where its error is reported. A caller whose checks fail
@@ -175,7 +194,7 @@ def start_gateway(settings: Settings | None = None) -> None:
         with contextlib.suppress(Exception):  # reported by create_environment's own attempt
             get_gateway()
 
-    _prepare_gateway(settings)
+    _prepare_gateway(settings, c1_only)
     _early_launch = threading.Thread(target=launch, name="gateway-launch", daemon=True)
     _early_launch.start()
 
@@ -206,10 +225,21 @@ def _child_processes(command: str) -> list[int]:
     return found
 
 
-def _prepare_gateway(settings: Settings | None) -> None:
+def _prepare_gateway(settings: Settings | None, c1_only: bool = False) -> None:
     """What the gateway JVM must find in the environment when it starts."""
     _python_path_for_embedded_workers()
+    if c1_only:
+        _c1_only()
     class_sharing.use(gateway_archive(settings))
+
+
+def _c1_only() -> None:
+    """The gateway JVM compiles with C1 only, unless JVM_ARGS already says how to compile. C2's
+    optimizing compiler takes most of a short run's CPU (43 of 130 CPU seconds of the demo's 50,000
+    events) and pays back only over a longer one (README, Measured)."""
+    current = os.environ.get("JVM_ARGS", "")
+    if "TieredStopAtLevel" not in current and "TieredCompilation" not in current:
+        os.environ["JVM_ARGS"] = f"{current} -XX:TieredStopAtLevel=1".strip()
 
 
 def _reporter_on_the_gateway_classpath() -> None:

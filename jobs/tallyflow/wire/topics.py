@@ -159,6 +159,29 @@ def committed_ends(settings: Settings, names: tuple[str, ...]) -> dict[str, int]
         raise UserError(f"cannot read the end offsets of {', '.join(names)}: {e.args[0]}") from None
 
 
+def records_in(settings: Settings, names: tuple[str, ...], timeout: float = 2.0) -> int | None:
+    """How many records these topics hold (the sum of their partitions' end offsets, control
+    records included), or None when the broker does not say within `timeout`."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    try:
+        client = admin(settings)
+        meta = client.list_topics(timeout=timeout).topics
+        request = {
+            TopicPartition(settings.topic(t), p): OffsetSpec.latest()
+            for t in names
+            if settings.topic(t) in meta
+            for p in meta[settings.topic(t)].partitions
+        }
+        if not request:
+            return 0
+        futures = client.list_offsets(request, request_timeout=timeout)
+        return sum(f.result().offset for f in futures.values())
+    except KafkaException:
+        return None
+
+
 def unlanded(settings: Settings, names: tuple[str, ...], group: str) -> dict[str, tuple[int, int]]:
     """The partitions of these topics where a read_committed reader would find records the
     consumer group has not committed yet ("topic:partition" -> (committed, end))."""
