@@ -13,6 +13,7 @@ import pytest
 from tallyflow.core import alerts, catalog
 from tallyflow.core.model import Spike
 from tallyflow.core.periods import plain
+from tallyflow.core.rating import Rater
 
 CAT = catalog.parse(
     {
@@ -140,3 +141,19 @@ def test_the_kept_text_series_decides_and_prunes_like_a_full_rebuild():
         assert state == reference, h
         spikes += signal is not None
     assert spikes > 10  # the sequence does exercise the verdict
+
+
+def test_only_the_customers_with_alerts_reach_the_alert_operators():
+    from tallyflow.tools.generator import DEMO_CATALOG
+
+    demo = catalog.load(str(DEMO_CATALOG))
+    alerted, spiking = alerts.customers_with(demo, False), alerts.customers_with(demo, True)
+    assert spiking <= alerted <= set(demo.customers) and spiking
+    rater = Rater(demo)
+    for customer in demo.customers:
+        for month in ("2026-01", "2026-06", "2026-11"):
+            found = rater.plan_at(customer, datetime.fromisoformat(f"{month}-15T12:00:00+00:00"))
+            plan = found[0] if found else None
+            # What the operators test per record, against the filter the job applies before them.
+            assert plan is None or plan.alerts is None or customer in alerted
+            assert plan is None or plan.alerts is None or plan.alerts.spike is None or customer in spiking

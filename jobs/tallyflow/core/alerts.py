@@ -163,6 +163,18 @@ def spike_check(
     )
 
 
+def customers_with(catalog: Catalog, spikes: bool) -> set[str]:
+    """The customers some version of whose subscribed plans has an alerts block (spikes=False:
+    usage_alerts keeps state for them only) or spike detection (spikes=True: spike_check runs for
+    them only). The job sends the operators no one else's records."""
+    return {
+        sub.customer
+        for sub in catalog.subscriptions
+        for plan in catalog.plan_versions(sub.plan)
+        if plan.alerts is not None and (plan.alerts.spike is not None or not spikes)
+    }
+
+
 def subject(meter_id: str, group_key: str) -> str:
     """A window series' name: the meter, and its group when it has one (`tokens{model=a}`)."""
     group = json.loads(group_key) if group_key else {}

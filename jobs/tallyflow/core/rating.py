@@ -51,6 +51,20 @@ class RatedRecord(NamedTuple):
 FIELDS = list(RatedRecord._fields)
 
 
+def rated_meters(catalog: Catalog) -> set[tuple[str, str]]:
+    """The (customer, meter) pairs whose windows can be rated: a meter rated from windows with a
+    charge in some version of a plan the customer subscribes to. Rater.rate returns nothing for
+    any other window, so the job filters those out in the JVM."""
+    out = set()
+    for sub in catalog.subscriptions:
+        for plan in catalog.plan_versions(sub.plan):
+            for charge in plan.charges:
+                meter = catalog.meters_by_id.get(charge.meter)
+                if meter is not None and aggregations.of(meter).rated_from_windows:
+                    out.add((sub.customer, charge.meter))
+    return out
+
+
 class Rater:
     """Pure rating logic; the Flink operator (rate_windows) keeps `positions` in keyed state."""
 

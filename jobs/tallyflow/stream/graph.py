@@ -31,7 +31,7 @@ from tallyflow.core import aggregations
 from tallyflow.core.catalog import Catalog, Meter
 from tallyflow.settings import Settings, flink_interval
 from tallyflow.stream.environment import JobOptions, configure
-from tallyflow.stream.keys import keyed, where
+from tallyflow.stream.keys import among, keyed
 from tallyflow.stream.tables import Sinks, Sources, ddl, kafka_sinks, kafka_sources
 from tallyflow.wire import topics
 
@@ -221,6 +221,7 @@ def _windows(
     `meter_rows`; every further translation would convert each row again): the rater takes it
     as is, and the usage and adjustment sinks read it back (a few rows per window, cheap).
     """
+    from tallyflow.core.rating import rated_meters
     from tallyflow.stream import rating
 
     size = flink_interval(settings.window)
@@ -263,8 +264,9 @@ def _windows(
         SELECT customer_id, meter_id, group_key, {as_time.format("window_start")}, {as_time.format("window_end")},
                version, CAST(quantity AS DECIMAL(38, 12)), CAST(max_quantity AS DECIMAL(38, 12)), event_count, event_id
         FROM usage_records WHERE record = 'adjustment'""")
+    rated_usage = among(usage, "rated-meters", ("customer_id", "meter_id"), rated_meters(catalog))
     rated = (
-        keyed(usage, "key-windows-by-month", "customer_id", "meter_id", "group_key", "window_start:7")
+        keyed(rated_usage, "key-windows-by-month", "customer_id", "meter_id", "group_key", "window_start:7")
         .process(rating.rate_windows(catalog), output_type=rating.output_type())
         .name("rate-windows")
         .uid("rate-windows")
@@ -277,13 +279,20 @@ def _alerts(t_env: StreamTableEnvironment, catalog: Catalog, stmts: StatementSet
     """Usage alerts from the rated records (per customer) and spike detection on the closed
     windows (per customer, meter and group), when a plan asks for them: keyed Python per record
     or window (stream/alerts.py) -> the usage-signals topic (exactly-once: each signal once)."""
+    from tallyflow.core import alerts as core_alerts
     from tallyflow.stream import alerts
 
     usage_alerts, spikes = alerts.enabled(catalog)
+    alerted, spiking = core_alerts.customers_with(catalog, False), core_alerts.customers_with(catalog, True)
+
     out = []
     if usage_alerts:
         out.append(
-            keyed(rated, "key-rated-records", "customer_id")
+            keyed(
+                among(rated, "alerted-customers", ("customer_id",), {(c,) for c in alerted}),
+                "key-rated-records",
+                "customer_id",
+            )
             .process(alerts.usage_alerts(catalog), output_type=alerts.output_type())
             .name("usage-alerts")
             .uid("usage-alerts")
@@ -291,7 +300,7 @@ def _alerts(t_env: StreamTableEnvironment, catalog: Catalog, stmts: StatementSet
     if spikes:
         out.append(
             keyed(
-                where(usage, "closed-windows", "record", "window"),
+                among(usage, "closed-windows", ("record", "customer_id"), {("window", c) for c in spiking}),
                 "key-closed-windows",
                 "customer_id",
                 "meter_id",

@@ -8,7 +8,10 @@ before; a field written `name:n` keys by its first n characters.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+SEPARATOR = "\u001f"  # between the fields of a key (PythonKeys.SEPARATOR)
 
 
 def keyed(stream: Any, name: str, *fields: str) -> Any:
@@ -25,9 +28,19 @@ def keyed(stream: Any, name: str, *fields: str) -> Any:
     return KeyedStream(j_keyed, None, stream)
 
 
-def where(stream: Any, name: str, field: str, value: str) -> Any:
-    """The rows of `stream` whose text `field` is `value`, filtered in the JVM."""
+def among(stream: Any, name: str, fields: tuple[str, ...], allowed: Iterable[tuple[str, ...]]) -> Any:
+    """The rows of `stream` whose `fields` are one of the `allowed` tuples, filtered in the JVM."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import to_jarray
 
-    return DataStream(get_gateway().jvm.io.tallyflow.keys.PythonKeys.where(stream._j_data_stream, name, field, value))
+    gateway = get_gateway()
+    keys = sorted(SEPARATOR.join(values) for values in allowed)
+    return DataStream(
+        gateway.jvm.io.tallyflow.keys.PythonKeys.among(
+            stream._j_data_stream,
+            name,
+            to_jarray(gateway.jvm.String, list(fields)),
+            to_jarray(gateway.jvm.String, keys),
+        )
+    )

@@ -1,6 +1,9 @@
 package io.tallyflow.keys;
 
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import org.apache.flink.api.common.functions.FilterFunction;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -42,10 +45,12 @@ public final class PythonKeys {
                 .keyBy(new FirstField(), Types.ROW(Types.STRING));
     }
 
-    /** The rows whose `field` is `value` (a JVM filter: no Python call per record). */
-    public static DataStream<Row> where(DataStream<Row> in, String name, String field, String value) {
-        int at = positions(fieldNames(in), new String[] {field})[0];
-        return in.filter(new Equals(at, value)).name(name).uid(name);
+    /**
+     * The rows whose key text over `fields` (as {@link #keyed} writes it) is one of `allowed`: the
+     * records a Python function would only look at and drop never cross into Python.
+     */
+    public static DataStream<Row> among(DataStream<Row> in, String name, String[] fields, String[] allowed) {
+        return in.filter(new Among(positions(fieldNames(in), fields), prefixes(fields), allowed)).name(name).uid(name);
     }
 
     private static List<String> fieldNames(DataStream<Row> in) {
@@ -130,18 +135,24 @@ public final class PythonKeys {
         }
     }
 
-    static final class Equals implements FilterFunction<Row> {
-        private final int at;
-        private final String value;
+    static final class Among implements FilterFunction<Row> {
+        private final int[] positions;
+        private final int[] prefixes;
+        private final HashSet<String> allowed;
 
-        Equals(int at, String value) {
-            this.at = at;
-            this.value = value;
+        Among(int[] positions, int[] prefixes, String[] allowed) {
+            this.positions = positions;
+            this.prefixes = prefixes;
+            this.allowed = new HashSet<>(Arrays.asList(allowed));
         }
 
         @Override
         public boolean filter(Row row) {
-            return value.equals(row.getField(at));
+            return allowed.contains(key(row, positions, prefixes));
+        }
+
+        Set<String> allowed() {
+            return allowed;
         }
     }
 }

@@ -61,11 +61,17 @@ class PythonKeysTest {
     }
 
     @Test
-    void whereKeepsTheRowsWhoseFieldIsTheValue() throws Exception {
-        PythonKeys.Equals windows = new PythonKeys.Equals(0, "window");
-        assertTrue(windows.filter(Row.of("window", 1L)));
-        assertFalse(windows.filter(Row.of("adjustment", 1L)));
-        assertFalse(windows.filter(Row.of(null, 1L)));
+    void amongKeepsTheRowsWhoseKeyIsAllowed() throws Exception {
+        PythonKeys.Among rated = new PythonKeys.Among(new int[] {0, 1}, new int[] {-1, -1},
+                new String[] {"c1\u001fapi", "c2\u001ftokens", "c1\u001fapi"});
+        assertEquals(2, rated.allowed().size());
+        assertTrue(rated.filter(Row.of("c1", "api", "", "2026-10-05 10:00:00.000", 3L)));
+        assertTrue(rated.filter(Row.of("c2", "tokens", "{}", "2026-10-05 10:00:00.000", 3L)));
+        assertFalse(rated.filter(Row.of("c1", "tokens", "", "2026-10-05 10:00:00.000", 3L)));
+        assertFalse(rated.filter(Row.of("c2", "api", "", "2026-10-05 10:00:00.000", 3L)));
+        DataStream<Row> kept = PythonKeys.among(stream(WINDOWS, Row.of("c1", "api", "", "w", 1L)), "rated-meters",
+                new String[] {"customer_id", "meter_id"}, new String[] {"c1\u001fapi"});
+        assertEquals(WINDOWS, kept.getType());
     }
 
     @Test
