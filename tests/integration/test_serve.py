@@ -301,9 +301,11 @@ def test_reads_while_the_pipeline_runs_and_run_serve(tallyflow, tmp_path):
             assert producing.wait(timeout=120) == 0
             live += 1200
             print("load test:", load)
-            assert load["statuses"] == {"200": 2000} and load["rate"] >= 190, load
+            assert load["statuses"] == {"200": 2000}, load
             windows.append(load)
-            if load["p99_ms"] < 250:
+            # A stall at the window's end also stretches its wall time, so the rate kept counts with
+            # the latency: a window is met when both hold.
+            if load["p99_ms"] < 250 and load["rate"] >= 190:
                 break
         else:
             best = min(w["p99_ms"] for w in windows)
