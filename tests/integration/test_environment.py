@@ -1,0 +1,44 @@
+"""The gateway JVM's embedded Python (thread mode): what start_gateway imports into it ahead of the
+job is what every Python operator's task then finds imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tallyflow.settings import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+# In a process of its own: this one's gateway may already have run Python operators.
+SCRIPT = """
+import json
+from tallyflow.stream import environment
+
+def imported():
+    interpreter = environment.embedded_interpreter()
+    try:
+        interpreter.exec(f"import sys; found = [m for m in {environment.EMBEDDED_IMPORTS!r} if m in sys.modules]")
+        return list(interpreter.get("found"))
+    finally:
+        interpreter.close()
+
+environment._prepare_gateway(None)
+before = imported()
+environment._warm_embedded_python()
+print(json.dumps({"before": before, "after": imported()}))
+"""
+
+
+def test_the_warm_up_imports_what_the_python_operators_need_into_the_shared_interpreter():
+    from tallyflow.stream import environment
+
+    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["before"] == []  # a fresh JVM's interpreter has none of them
+    # A later interpreter in the same JVM (a task's) finds every one imported.
+    assert seen["after"] == list(environment.EMBEDDED_IMPORTS)
