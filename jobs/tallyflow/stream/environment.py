@@ -5,6 +5,7 @@ the state backend reads from the environment itself."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -245,6 +246,9 @@ def abandon_gateway() -> None:
     if _early_launch is None:
         return
     _early_launch.join(timeout=30.0)  # until the JVM exists (about a second), so none starts after
+    # The warm-up's proxies of Java objects tell the JVM they are released when Python collects
+    # them; collected after the kill (at exit), each would print a py4j connection error.
+    gc.collect()
     for pid in _child_processes("java"):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
