@@ -32,6 +32,13 @@ def test_publish_bench_smoke(tallyflow):
     assert r["produce_file"]["events_per_second"] > 0 and r["raw_librdkafka"]["records_per_second"] > 0
     assert r["send_batch"]["events_per_second"] > 0
     assert r["ratio"] > 0 and r["send_batch_ratio"] > 0
+    for name, rate in (
+        ("produce_file", "events_per_second"),
+        ("send_batch", "events_per_second"),
+        ("raw_librdkafka", "records_per_second"),
+    ):
+        runs = r[name]["runs"]
+        assert len(runs) == r["rounds"] == 3 and r[name][rate] == sorted(runs)[1]  # the median
 
 
 def test_invoice_bench_smoke(tallyflow):

@@ -35,7 +35,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     # Each mode: its module, its progress line's phases, and how it runs given `on_phase`.
     module: ModuleType
     if args.publish:
-        module, phases = publish_bench, 2
+        module, phases = publish_bench, 3 * publish_bench.ROUNDS
         start = partial(publish_bench.run, settings, args.events, args.customers or 100)
     elif args.invoices:
         module, phases = invoice_bench, 3
