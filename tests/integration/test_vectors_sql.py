@@ -166,7 +166,7 @@ def test_aggregations_sql(clickhouse_client):
     assert got == {m["id"]: m["period"] for m in doc["meters"]}
 
 
-def test_records_are_the_query_rows_and_the_collector_runs_again(invoices, clickhouse_client):
+def test_tuples_are_the_query_rows_and_the_collector_runs_again(invoices, clickhouse_client):
     import gc
 
     from tallyflow.land import clickhouse
@@ -175,7 +175,7 @@ def test_records_are_the_query_rows_and_the_collector_runs_again(invoices, click
     params = {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None)}
     params |= {"customer": "", "digest": ""}
     as_dicts = clickhouse.query(clickhouse_client, "invoice/invoice_lines", params)
-    as_tuples = clickhouse.records(clickhouse_client, "invoice/invoice_lines", params)
+    as_tuples = clickhouse.query(clickhouse_client, "invoice/invoice_lines", params, tuples=True)
     assert len(as_tuples) == len(as_dicts) > 0  # the same store (later tests may have changed it)
     assert [r._asdict() for r in as_tuples] == as_dicts
     assert gc.isenabled()  # invoice.compute paused it only while it assembled
