@@ -3,6 +3,7 @@ TALLYFLOW_CLICKHOUSE_URL names one)."""
 
 from __future__ import annotations
 
+import gc
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ from tallyflow.billing import invoice
 from tallyflow.core import catalog, pricing
 from tallyflow.core.events import parse_time
 from tallyflow.core.periods import month_bounds
-from tallyflow.land import catalog_store
+from tallyflow.land import catalog_store, clickhouse
 from tests.vector_cases import load, load_versions, norm
 
 pytestmark = pytest.mark.integration
@@ -167,10 +168,6 @@ def test_aggregations_sql(clickhouse_client):
 
 
 def test_tuples_are_the_query_rows_and_the_collector_runs_again(invoices, clickhouse_client):
-    import gc
-
-    from tallyflow.land import clickhouse
-
     start, end = month_bounds(PERIOD)
     params = {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None)}
     params |= {"customer": "", "digest": ""}

@@ -8,7 +8,6 @@ An embedded chdb store is locked by one process at a time. The process that hold
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -16,8 +15,6 @@ import sys
 import time
 from collections import namedtuple
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +24,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.errors import UserError
-from tallyflow.land import replicated, shared_store
+from tallyflow.land import replicated, shared_store, stand_in
 from tallyflow.settings import REPO_ROOT, Settings
 
 SQL_DIR = REPO_ROOT / "sql"
@@ -288,37 +285,6 @@ def _rebuild(client: Client, table: str, statement: str) -> None:
     client.command(f"DROP TABLE {old}")
 
 
-def _with_tables(client: Client, sql: str, tables: dict[str, list[tuple]]) -> str:
-    body = _strip_comments(sql)
-    if not body.startswith("WITH"):
-        raise ValueError("only a query that starts with WITH can take stand-in tables")
-    clauses = []
-    for table, rows in tables.items():
-        columns = client.query(
-            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
-            "AND table = {t:String} ORDER BY position",
-            parameters={"t": table},
-        ).result_rows
-        structure = ", ".join(f"`{n}` {t}" for n, t in columns)
-        data = "\n".join(
-            json.dumps(dict(zip((n for n, _ in columns), row, strict=False)), default=_json_value) for row in rows
-        )
-        clauses.append(f"{table} AS (SELECT * FROM format(JSONEachRow, {_literal(structure)}, {_literal(data)}))")
-    return "WITH\n    " + ",\n    ".join(clauses) + "," + body[len("WITH") :]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    raise TypeError(type(v).__name__)
-
-
 def _strip_comments(sql: str) -> str:
     return re.sub(r"^\s*--.*$", "", sql, flags=re.M).strip().rstrip(";")
 
@@ -383,13 +349,19 @@ def one_statement(sql: str) -> str:
     return statement
 
 
-def query(client: Client, name: str, parameters: dict | None = None, tables: dict | None = None, tuples=False) -> list:
-    """Runs sql/<name>.sql with server-side parameters; rows as dicts, or as named tuples (a fifth
-    of the cost a row, for 50,000 invoice lines). `tables` (name -> rows in column order) stand in
-    for stored tables for this query only: WITH clauses, resolved before the tables (shadow pricing)."""
+def query(
+    client: Client,
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    tables: dict[str, list[tuple]] | None = None,
+    tuples: bool = False,
+) -> list[Any]:
+    """Runs sql/<name>.sql with server-side parameters; returns rows as dicts, or as named tuples
+    (about a fifth of the cost a row: 50,000 invoice lines). `tables` stand in for stored tables
+    for this query only (land/stand_in.py: shadow pricing with a candidate catalog)."""
     sql = sql_text(name)
     if tables:
-        sql = _with_tables(client, sql, tables)
+        sql = stand_in.with_tables(client, _strip_comments(sql), tables)
     try:
         result = client.query(sql, parameters=parameters or {}, settings=QUERY_SETTINGS)
     except Exception as e:  # clickhouse-connect wraps server and chdb errors alike

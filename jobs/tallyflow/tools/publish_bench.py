@@ -6,8 +6,8 @@ through tallyflow's producer (parse, validate, Avro-encode, send; timed from ope
 the last delivery report), then the same events as dicts through the Python API
 (`EventProducer.send_batch`, timed the same way), then the same records pre-encoded, through a
 bare confluent-kafka producer (timed from the first send to the last delivery report). The ratios
-say what tallyflow's own per-event work costs on top of librdkafka's. The three run ROUNDS times,
-alternating, and each is reported as its median with every run beside it: on this two-core VM one
+say what tallyflow's own per-event work costs on top of librdkafka's. The three take turns ROUNDS
+times, and each is reported as its median with every run beside it: on this two-core VM one
 run of the same code varies by half (the broker, librdkafka's threads and the producer share the
 cores), so a single run says more about the moment than about the code.
 """
@@ -86,8 +86,8 @@ def _round(settings: Settings, path: Path, events: int, customers: int, stamp: i
 
 
 def run(settings: Settings, events: int, customers: int, on_phase=None) -> dict:
-    """ROUNDS rounds, each on its own topics; the order alternates within a round only, so every
-    producer meets the broker as warm (or as busy) as the others on the whole."""
+    """ROUNDS rounds, each on its own topics: the three producers take turns, so each meets the
+    broker as warm (or as busy) as the others on the whole."""
     phase = on_phase or (lambda name: None)
     stamp = int(time.time())
     rounds = [replace(settings, topic_prefix=f"{settings.topic_prefix}pubbench{stamp}r{n}.") for n in range(ROUNDS)]
