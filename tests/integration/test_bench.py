@@ -49,3 +49,15 @@ def test_invoice_bench_smoke(tallyflow):
     assert r["peak_rss_bytes"] > 0
     assert len(r["invoice_runs"]) == len(r["baseline_runs"]) == r["rounds"] == 2
     assert r["invoice_seconds"] == min(r["invoice_runs"]) and r["merges_settled_seconds"] >= 0
+
+
+def test_throughput_bench_on_a_restored_state(tallyflow):
+    """--restored-keys: a first run leaves K dedup keys, and the measured run continues from them:
+    its figures count only its own events (the baseline reads past the prefill), and the closing
+    state holds both runs' keys."""
+    r = tallyflow.json("bench", "--events", "2000", "--customers", "5", "--restored-keys", "3000")
+    assert r["restored_keys"] == 3000 and r["prefill"]["events"] == 3000 and r["prefill"]["seconds"] > 0
+    assert r["pipeline"]["rows_landed"]["events"] == 2000
+    assert r["state"]["keys"] == 5000
+    assert r["state"]["bytes_per_event"] == round(r["state"]["savepoint_bytes"] / 5000, 1)
+    assert max(row["committed"] or 0 for row in r["timeline"]) <= 2000

@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="another process reads the store R times a second while the pipeline runs (throughput)",
     )
+    p.add_argument(
+        "--restored-keys",
+        type=int,
+        default=0,
+        metavar="K",
+        help="first take K other events through the pipeline; the measured run restores that dedup state (throughput)",
+    )
     _format_arg(p)
     p.set_defaults(func=bench_command.cmd_bench)
 

@@ -28,6 +28,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("bench needs --events N (throughput, or --invoices) or --latency --rate R --seconds S")
     if args.events <= 0 or (args.customers is not None and args.customers <= 0):
         raise UserError("--events and --customers must be positive")
+    if args.restored_keys < 0 or (args.restored_keys and (args.publish or args.invoices)):
+        raise UserError("--restored-keys K is for the throughput bench, and K must not be negative")
 
     from tallyflow import progress
     from tallyflow.tools import invoice_bench, publish_bench
@@ -41,7 +43,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         module, phases = invoice_bench, 3
         start = partial(invoice_bench.run, args.events, args.customers or 10_000)
     else:
-        module, phases = bench, 4
+        module, phases = bench, 5 if args.restored_keys else 4
         start = partial(
             bench.run,
             settings,
@@ -49,6 +51,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             args.customers or 100,
             parse_duration(args.span, "--span"),
             concurrent_reads=args.concurrent_reads,
+            restored_keys=args.restored_keys,
         )
     bar = progress.bar(args.format, "bench", total=phases, unit="phases")
     try:
