@@ -58,6 +58,7 @@ def test_throughput_bench_on_a_restored_state(tallyflow):
     r = tallyflow.json("bench", "--events", "2000", "--customers", "5", "--restored-keys", "3000")
     assert r["restored_keys"] == 3000 and r["prefill"]["events"] == 3000 and r["prefill"]["seconds"] > 0
     assert r["pipeline"]["rows_landed"]["events"] == 2000
+    assert r["pipeline"]["resumed_from"] and "savepoint" in r["pipeline"]["resumed_from"]
     assert r["state"]["keys"] == 5000
     assert r["state"]["bytes_per_event"] == round(r["state"]["savepoint_bytes"] / 5000, 1)
     assert max(row["committed"] or 0 for row in r["timeline"]) <= 2000

@@ -16,6 +16,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from tallyflow.settings import parse_duration
     from tallyflow.tools import bench
 
+    if args.restored_keys < 0 or (args.restored_keys and (args.publish or args.invoices or args.latency)):
+        raise UserError("--restored-keys K is for the throughput bench, and K must not be negative")
     if args.latency:
         from tallyflow.tools import latency
 
@@ -28,8 +30,6 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("bench needs --events N (throughput, or --invoices) or --latency --rate R --seconds S")
     if args.events <= 0 or (args.customers is not None and args.customers <= 0):
         raise UserError("--events and --customers must be positive")
-    if args.restored_keys < 0 or (args.restored_keys and (args.publish or args.invoices)):
-        raise UserError("--restored-keys K is for the throughput bench, and K must not be negative")
 
     from tallyflow import progress
     from tallyflow.tools import invoice_bench, publish_bench

@@ -207,6 +207,7 @@ def run(
                 "from_running_seconds": round(result.running_seconds, 2),
                 "with_startup_seconds": round(result.job_seconds, 2),
                 "rows_landed": result.loaded["rows"],
+                "resumed_from": result.resumed_from,  # --restored-keys: the prefill's savepoint
             },
             # The run's closing savepoint (native format: RocksDB's files as they are on disk). The
             # dedup state, one entry per event within the horizon, is nearly all of it.
