@@ -92,3 +92,34 @@ def test_the_builder_writes_to_the_sinks_it_is_given(tallyflow, tmp_path):
     rated = _files(tmp_path / "rated")
     assert sum(Decimal(r["quantity"]) for r in rated) == 30
     assert sum(Decimal(r["amount"]) for r in rated) == 30  # per_unit at 1
+
+
+def _operator_uids(t_env, stmts) -> list[str]:
+    """The uids of every operator the statement set plans into, as a savepoint maps its state."""
+    sinks = t_env._j_tenv.getPlanner().translate(stmts._j_statement_set.getOperations())
+    return sorted({t.getUid() for sink in sinks for t in sink.getTransitivePredecessors() if t.getUid()})
+
+
+def test_the_pipeline_keeps_its_operator_uids_in_a_jvm_that_planned_another_job_first(tallyflow, tmp_path):
+    """The planner numbers SQL operators per JVM and their uids carry the number: without the
+    numbering restarted in build(), the second build's uids were shifted and a savepoint of the
+    first could not be restored onto it."""
+    from tallyflow.stream import environment, graph
+
+    settings = replace(
+        Settings.from_env(),
+        topic_prefix=tallyflow.env["TALLYFLOW_TOPIC_PREFIX"],
+        kafka_bootstrap=tallyflow.bootstrap,
+        home=Path(tallyflow.env["TALLYFLOW_HOME"]),
+    )
+    cat = catalog.parse(yaml.safe_load(yaml.safe_dump(CATALOG)), "test")
+    options = environment.JobOptions(bounded=True, checkpoint_dir=(tmp_path / "checkpoints").as_uri())
+    planned = []
+    for _ in range(2):
+        t_env = environment.create_environment()
+        planned.append(_operator_uids(t_env, graph.kafka_job(t_env, settings, cat, options)))
+    first, second = planned
+    numbered = [uid for uid in first if uid.split("_", 1)[0].isdigit()]
+    assert len(numbered) > 10, first  # the planner's operators, not only the ones named by hand
+    assert "classify-events" in first
+    assert second == first

@@ -30,7 +30,7 @@ from pyflink.table import StatementSet, StreamTableEnvironment
 from tallyflow.core import aggregations
 from tallyflow.core.catalog import Catalog, Meter
 from tallyflow.settings import Settings, flink_interval
-from tallyflow.stream.environment import JobOptions, configure
+from tallyflow.stream.environment import JobOptions, configure, restart_operator_numbering
 from tallyflow.stream.keys import among, keyed
 from tallyflow.stream.tables import Sinks, Sources, ddl, kafka_sinks, kafka_sources
 from tallyflow.wire import topics
@@ -89,6 +89,7 @@ def build(
     sinks: Sinks,
 ) -> StatementSet:
     """The job graph over the given source and sink tables; returns the statement set to execute."""
+    restart_operator_numbering(t_env)
     decoded = t_env.sql_query(f"""
         SELECT COALESCE(d.error, CASE WHEN d.event_time <> event_time
                    THEN 'event_time crossed the future limit while decoding; resend' END) AS error,

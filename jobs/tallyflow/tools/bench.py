@@ -74,8 +74,7 @@ def _startup(start: dict[str, int] | None) -> str:
 def _prefill(settings: Settings, keys: int, customers: int, span: timedelta, seed: int) -> dict:
     """`keys` events of the month before the bench's, through the pipeline: the dedup state (one
     entry per event) that the measured run restores, its events all earlier in event time. The
-    run is `tallyflow run --bounded` in its own process, as a user's earlier run would be (a second
-    pipeline job in one process does not restore: its planner numbers the operators on)."""
+    run is `tallyflow run --bounded` in its own process, as a user's earlier run would be."""
     report = producer.produce_records(
         settings, generator.generate(keys, customers=customers, period=PREFILL_PERIOD, span=span, seed=seed)
     )
@@ -151,12 +150,8 @@ def run(
         publish_seconds = time.monotonic() - started
         if report.sent != events:
             raise UserError(f"publishing failed: {report.sent} of {events} events sent")
-        # On a restored state the baseline runs after the pipeline: a Flink job planned earlier in
-        # this process would shift the numbers of the pipeline's SQL operators, which its state is
-        # saved under. (So that pipeline starts on a JVM that has not run the Kafka source yet.)
-        if not restored_keys:
-            phase("baseline (read and discard)")
-            base_running, base_total, baseline = _baseline(bench)
+        phase("baseline (read and discard)")
+        base_running, base_total, baseline = _baseline(bench, start)  # past the prefill, if any
         phase("pipeline")
         reader = _reader(bench, concurrent_reads) if concurrent_reads else None
         group = f"{bench.topic_prefix}{tables.JOB_GROUP}"
@@ -178,9 +173,6 @@ def run(
                 result = runner.run(bench, generator.DEMO_CATALOG, bounded=True, on_progress=progress)
         finally:
             reads = _stop_reader(reader)
-        if restored_keys:
-            phase("baseline (read and discard)")
-            base_running, base_total, baseline = _baseline(bench, start)
         phase("done")
         state_bytes = _snapshot_bytes(checkpoints.latest(bench))
         if result.loaded["rows"].get("events", 0) != events:
