@@ -5,6 +5,7 @@ exact invoices, a TaskManager killed mid-run, a job cancelled and resubmitted.""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -115,9 +116,11 @@ def test_a_killed_taskmanager_loses_nothing_and_counts_nothing_twice(tallyflow, 
     job = running_job(flink["url"], tallyflow)
     wait_landed(tallyflow, 1)  # output is landing: a checkpoint has committed some of it
     # The RocksDB options reach the cluster's state backend: its LOG (relocated to the log folder
-    # while the job runs) shows the bloom filter and partitioned index/filters in force.
+    # while the job runs) shows the bloom filter, partitioned index/filters and universal
+    # compaction in force (the style as its enum's name or number, 1).
     logs = [p.read_text(errors="replace") for p in (flink["home"] / "log").glob("*_LOG")]
     assert logs and all("filter_policy: bloomfilter" in t and "partition_filters: 1" in t for t in logs)
+    assert all(re.search(r"Options\.compaction_style: (1|kCompactionStyleUniversal)\b", t) for t in logs)
 
     hosts = _taskmanagers(flink["url"], job)
     assert len(hosts) == 1, hosts  # parallelism 1: one slot on one of the two TaskManagers

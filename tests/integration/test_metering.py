@@ -243,3 +243,21 @@ def test_parallelism_does_not_change_results(metering, tallyflow, tmp_path):
     second = {"invoice": tallyflow.json("invoice", "--period", "2026-10"), "windows": tallyflow.sql(WINDOW_TOTALS)}
     assert second == first
     assert {(r["meter_id"], r["w"][11:16]): r["n"] for r in first["windows"]}[("calls", "10:00")] == 4
+
+
+def test_a_state_kept_under_leveled_compaction_continues_under_universal(tallyflow, tmp_path):
+    """Before session 17 the dedup state was kept with RocksDB's leveled compaction; a run of
+    this version restores such a native savepoint (its SST files as they are) under universal
+    compaction and goes on deduplicating against it."""
+    tallyflow.env["TALLYFLOW_FLINK_CONF"] = "state.backend.rocksdb.compaction.style=LEVEL"
+    metering = _metered(tallyflow, tmp_path)
+    del metering.env["TALLYFLOW_FLINK_CONF"]
+    later = [ev("a", "10:00:00"), ev("c", "11:10:00"), ev("e", "13:30:00")]
+    (tmp_path / "later.jsonl").write_text("".join(json.dumps(e) + "\n" for e in later))
+    metering("produce", "--file", str(tmp_path / "later.jsonl"))
+    metering("run", "--catalog", str(metering.catalog), "--bounded")
+
+    dups = metering.sql("SELECT event_id, count() AS n FROM duplicates FINAL GROUP BY event_id ORDER BY event_id")
+    assert dups == [{"event_id": "a", "n": 2}, {"event_id": "b", "n": 1}, {"event_id": "c", "n": 1}]
+    calls = "SELECT sum(event_count) AS n FROM usage_windows FINAL WHERE meter_id = 'calls'"
+    assert metering.sql(calls) == [{"n": 5}]  # a b c d from the first run, e from this one

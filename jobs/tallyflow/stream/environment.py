@@ -124,9 +124,14 @@ def restart_operator_numbering(t_env: TableEnvironment) -> None:
 # Nearly every dedup lookup is a miss (a new event). Without these, once the dedup state outgrew
 # the block cache (2.5M events), every lookup reloaded a whole SST index block: measured 2,177
 # events/s instead of 27,000.
+# Universal compaction: every checkpoint flushes a small file of new keys, and the keys are
+# random, so under leveled compaction each L0 -> L1 compaction rewrote the whole of L1 (256 MB)
+# for a few MB of new keys; past 15M remembered keys compaction took a core and ingest fell from
+# 25,000 to under 2,000 events/s. Universal merges runs of similar size (README, Measured).
 ENVIRONMENT_OPTIONS = {
     "state.backend.rocksdb.use-bloom-filter": "true",  # a miss is answered without a data block
     "state.backend.rocksdb.memory.partitioned-index-filters": "true",  # cache 4 KiB index pieces
+    "state.backend.rocksdb.compaction.style": "UNIVERSAL",
     "taskmanager.memory.managed.size": "512m",  # RocksDB's block cache and write buffers (local)
 }
 
@@ -172,6 +177,10 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
     # instead lost the job's checkpoint restore (the chaos test saw windows counted twice).
     j_conf = env._j_stream_execution_environment.getConfiguration()
     options = {**ENVIRONMENT_OPTIONS, **(metrics_options(settings) if settings is not None else {})}
+    if settings is not None:
+        # TALLYFLOW_FLINK_CONF reaches the local MiniCluster and state backend too (RocksDB's
+        # options are read only here); configure() sets the same pairs on the job.
+        options.update(settings.flink_conf)
     if settings is not None and settings.flink_cluster:
         options = remote_options(settings.flink_cluster)
     for key, value in options.items():
