@@ -41,6 +41,17 @@ def _files(root: Path) -> list[dict]:
     ]
 
 
+def _job_inputs(tallyflow) -> tuple[Settings, catalog.Catalog]:
+    """The test's settings (its topics, broker and home) and CATALOG, parsed."""
+    settings = replace(
+        Settings.from_env(),
+        topic_prefix=tallyflow.env["TALLYFLOW_TOPIC_PREFIX"],
+        kafka_bootstrap=tallyflow.bootstrap,
+        home=Path(tallyflow.env["TALLYFLOW_HOME"]),
+    )
+    return settings, catalog.parse(yaml.safe_load(yaml.safe_dump(CATALOG)), "test")
+
+
 def test_the_builder_writes_to_the_sinks_it_is_given(tallyflow, tmp_path):
     events = [
         {"event_id": f"e{i}", "customer_id": "c1", "event_type": "api_call", "event_time": f"2026-10-05T10:{i:02d}:00Z"}
@@ -54,13 +65,7 @@ def test_the_builder_writes_to_the_sinks_it_is_given(tallyflow, tmp_path):
     from tallyflow.stream import environment, graph
     from tallyflow.stream.tables import SINK_COLUMNS, Sinks, kafka_sources
 
-    settings = replace(
-        Settings.from_env(),
-        topic_prefix=tallyflow.env["TALLYFLOW_TOPIC_PREFIX"],
-        kafka_bootstrap=tallyflow.bootstrap,
-        home=Path(tallyflow.env["TALLYFLOW_HOME"]),
-    )
-    cat = catalog.parse(yaml.safe_load(yaml.safe_dump(CATALOG)), "test")
+    settings, cat = _job_inputs(tallyflow)
     t_env = environment.create_environment()
     options = environment.JobOptions(
         bounded=True, name="builder-test", checkpoint_dir=(tmp_path / "checkpoints").as_uri()
@@ -106,13 +111,7 @@ def test_the_pipeline_keeps_its_operator_uids_in_a_jvm_that_planned_another_job_
     first could not be restored onto it."""
     from tallyflow.stream import environment, graph
 
-    settings = replace(
-        Settings.from_env(),
-        topic_prefix=tallyflow.env["TALLYFLOW_TOPIC_PREFIX"],
-        kafka_bootstrap=tallyflow.bootstrap,
-        home=Path(tallyflow.env["TALLYFLOW_HOME"]),
-    )
-    cat = catalog.parse(yaml.safe_load(yaml.safe_dump(CATALOG)), "test")
+    settings, cat = _job_inputs(tallyflow)
     options = environment.JobOptions(bounded=True, checkpoint_dir=(tmp_path / "checkpoints").as_uri())
     planned = []
     for _ in range(2):
