@@ -242,3 +242,14 @@ class Settings:
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a tallyflow child process that works on this home, store and topics
+        (settings made in code, such as a bench's throwaway ones, are not in os.environ)."""
+        return {
+            **os.environ,
+            "TALLYFLOW_HOME": str(self.home),
+            "TALLYFLOW_CLICKHOUSE_URL": self.clickhouse_url,
+            "TALLYFLOW_TOPIC_PREFIX": self.topic_prefix,
+            **extra,
+        }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -53,13 +52,7 @@ def _serve_child(settings: Settings, address: str) -> subprocess.Popen:
     from tallyflow.serve.server import parse_address
 
     host, port = parse_address(address)
-    env = {
-        **os.environ,
-        "TALLYFLOW_HOME": str(settings.home),
-        "TALLYFLOW_CLICKHOUSE_URL": settings.clickhouse_url,
-        "TALLYFLOW_TOPIC_PREFIX": settings.topic_prefix,
-        "TALLYFLOW_KAFKA_BOOTSTRAP": settings.bootstrap,
-    }
+    env = settings.child_env(TALLYFLOW_KAFKA_BOOTSTRAP=settings.bootstrap)
     child = subprocess.Popen(
         [sys.executable, "-m", "tallyflow.cli", "serve", f"{host}:{port}"], env=env, stdout=subprocess.DEVNULL
     )

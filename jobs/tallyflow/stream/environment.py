@@ -124,13 +124,12 @@ def restart_operator_numbering(t_env: TableEnvironment) -> None:
 # Nearly every dedup lookup is a miss (a new event). Without these, once the dedup state outgrew
 # the block cache (2.5M events), every lookup reloaded a whole SST index block: measured 2,177
 # events/s instead of 27,000.
-# Universal compaction: every checkpoint flushes a small file of new keys, and the keys are
-# random, so under leveled compaction each L0 -> L1 compaction rewrote the whole of L1 (256 MB)
-# for a few MB of new keys; past 15M remembered keys compaction took a core and ingest fell from
-# 25,000 to under 2,000 events/s. Universal merges runs of similar size (README, Measured).
 ENVIRONMENT_OPTIONS = {
     "state.backend.rocksdb.use-bloom-filter": "true",  # a miss is answered without a data block
     "state.backend.rocksdb.memory.partitioned-index-filters": "true",  # cache 4 KiB index pieces
+    # Every checkpoint flushes a small file of new, random keys: leveled compaction rewrote all of
+    # L1 (256 MB) for each few MB, and past 15M keys ingest fell from 25,000 to under 2,000
+    # events/s. Universal merges runs of similar size (README, Measured).
     "state.backend.rocksdb.compaction.style": "UNIVERSAL",
     "taskmanager.memory.managed.size": "512m",  # RocksDB's block cache and write buffers (local)
 }

@@ -80,13 +80,7 @@ def _prefill(settings: Settings, keys: int, customers: int, span: timedelta, see
     )
     if report.sent != keys:
         raise UserError(f"publishing the prefill failed: {report.sent} of {keys} events sent")
-    env = {
-        **os.environ,
-        "TALLYFLOW_HOME": str(settings.home),
-        "TALLYFLOW_TOPIC_PREFIX": settings.topic_prefix,
-        "TALLYFLOW_CLICKHOUSE_URL": settings.clickhouse_url,
-        "TALLYFLOW_SETTLEMENT_WINDOW": f"{int(settings.settlement_window.total_seconds())}s",
-    }
+    env = settings.child_env(TALLYFLOW_SETTLEMENT_WINDOW=f"{int(settings.settlement_window.total_seconds())}s")
     command = [sys.executable, "-m", "tallyflow.cli", "run", "--catalog", str(generator.DEMO_CATALOG), "--bounded"]
     started = time.monotonic()
     done = subprocess.run([*command, "--format", "json"], env=env, capture_output=True, text=True)
@@ -237,10 +231,9 @@ def _phases(phases: dict[str, float], origin: float) -> dict[str, float]:
 
 
 def _reader(settings: Settings, rate: float) -> subprocess.Popen:
-    env = {**os.environ, "TALLYFLOW_CLICKHOUSE_URL": settings.clickhouse_url, "TALLYFLOW_HOME": str(settings.home)}
     return subprocess.Popen(
         [sys.executable, "-m", "tallyflow.tools.reader_load", str(rate)],
-        env=env,
+        env=settings.child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
