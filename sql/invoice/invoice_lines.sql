@@ -78,31 +78,50 @@ WITH
             ON c.plan_id = pl.plan_id AND c.version = pl.version AND c.catalog_digest = digest
         INNER JOIN catalog_meters AS m ON m.meter_id = c.meter_id AND m.catalog_digest = digest
     ),
-    usage AS (
-        -- U per charge: the meter's aggregation over the segment's events that pass the filter.
-        -- The events are the probe side and the charges (a few per customer) the hash table; each
-        -- aggregate takes only the rows of charges that use it (the quantiles and uniqExact keep
-        -- state per row), and only the columns the charges read leave the table.
-        SELECT ch.customer_id AS customer_id, ch.seg_start AS seg_start, ch.charge_index AS charge_index,
-               any(ch.aggregation) AS aggregation,
-               count() AS n_events,
-               sumIf(e.`values`[ch.value_key], (mapContains(e.`values`, ch.value_key) AS has_value)
-                     AND ch.aggregation = 'sum') AS v_sum,
-               maxIf(e.`values`[ch.value_key], has_value AND ch.aggregation = 'max') AS v_max,
-               uniqExactIf(e.dimensions[ch.value_key],
-                           mapContains(e.dimensions, ch.value_key) AND ch.aggregation = 'unique_count') AS v_unique,
-               argMaxIf(e.`values`[ch.value_key], (e.event_time, e.event_id), has_value AND ch.aggregation = 'latest') AS v_latest,
-               quantileExactIf(0.95)(e.`values`[ch.value_key], has_value AND ch.aggregation = 'p95') AS v_p95,
-               quantileExactIf(0.99)(e.`values`[ch.value_key], has_value AND ch.aggregation = 'p99') AS v_p99
+    folded AS (
+        -- The month's events folded once, before they meet the charges: one row per customer,
+        -- event type, dimensions and segment, with every value key's sum and max (sumMap, maxMap).
+        -- Count, sum, max and unique_count (of a dimension, part of the key) over these rows are
+        -- exact, and the charges' filters then test a few rows per customer instead of every event
+        -- (10M events of 10,000 customers: 120,000 rows). Events of a type that a latest or
+        -- quantile charge reads stay one row each (their id and time join the key): those need
+        -- every value. The segment is the customer's last one starting at or before the event
+        -- (ASOF: one customer's subscriptions never overlap, so neither do its segments).
+        SELECT e.customer_id AS customer_id, e.event_type AS event_type, e.dimensions AS dimensions,
+               sg.seg_start AS seg_start, count() AS n, sumMap(e.`values`) AS v_sum, maxMap(e.`values`) AS v_max,
+               any(e.`values`) AS v_one, any(e.event_time) AS t_one, any(e.event_id) AS id_one
         FROM (
-            SELECT customer_id, event_id, event_type, event_time, `values`, dimensions
+            SELECT customer_id, event_id, event_type, event_time, `values`, dimensions,
+                   event_type IN (SELECT event_type FROM charges WHERE aggregation IN ('latest', 'p95', 'p99')) AS one_each
             FROM events FINAL
             -- The month's partition only; for one customer, only its part of the primary key.
             WHERE event_time >= ps AND event_time < pe AND ({customer:String} = '' OR customer_id = {customer:String})
         ) AS e
-        INNER JOIN charges AS ch ON e.customer_id = ch.customer_id AND e.event_type = ch.event_type
-        WHERE e.event_time >= ch.seg_start AND e.event_time < ch.seg_end
-          AND arrayAll((k, v) -> e.dimensions[k] = v, mapKeys(ch.filter), mapValues(ch.filter))
+        ASOF INNER JOIN (SELECT customer_id, seg_start, seg_end FROM segments) AS sg
+            ON e.customer_id = sg.customer_id AND e.event_time >= sg.seg_start
+        WHERE e.event_time < sg.seg_end
+        GROUP BY e.customer_id, e.event_type, e.dimensions, sg.seg_start,
+                 if(e.one_each, e.event_id, ''), if(e.one_each, e.event_time, ps)
+    ),
+    usage AS (
+        -- U per charge: the meter's aggregation over the segment's folded rows that pass the
+        -- filter. The folded rows are the probe side and the charges (a few per customer) the
+        -- hash table; each aggregate takes only the rows of charges that use it.
+        SELECT ch.customer_id AS customer_id, ch.seg_start AS seg_start, ch.charge_index AS charge_index,
+               any(ch.aggregation) AS aggregation,
+               sum(f.n) AS n_events,
+               sumIf(f.v_sum[ch.value_key], mapContains(f.v_sum, ch.value_key) AND ch.aggregation = 'sum') AS v_sum,
+               maxIf(f.v_max[ch.value_key], mapContains(f.v_max, ch.value_key) AND ch.aggregation = 'max') AS v_max,
+               uniqExactIf(f.dimensions[ch.value_key],
+                           mapContains(f.dimensions, ch.value_key) AND ch.aggregation = 'unique_count') AS v_unique,
+               argMaxIf(f.v_one[ch.value_key], (f.t_one, f.id_one),
+                        (mapContains(f.v_one, ch.value_key) AS has_one) AND ch.aggregation = 'latest') AS v_latest,
+               quantileExactIf(0.95)(f.v_one[ch.value_key], has_one AND ch.aggregation = 'p95') AS v_p95,
+               quantileExactIf(0.99)(f.v_one[ch.value_key], has_one AND ch.aggregation = 'p99') AS v_p99
+        FROM folded AS f
+        INNER JOIN charges AS ch
+            ON f.customer_id = ch.customer_id AND f.event_type = ch.event_type AND f.seg_start = ch.seg_start
+        WHERE arrayAll((k, v) -> f.dimensions[k] = v, mapKeys(ch.filter), mapValues(ch.filter))
         GROUP BY ch.customer_id, ch.seg_start, ch.charge_index
     ),
     quantities AS (
