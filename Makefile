@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 TALLYFLOW := $(VENV)/bin/tallyflow
 MVN := mvn -q -B
 JARS := build/jars
+WARM_GATEWAY_JAR := $(JARS)/gateway/tallyflow-warm-gateway.jar
 UDF_SOURCES := $(shell find jobs/jvm/src/main -type f) jobs/jvm/pom.xml $(wildcard schemas/*.avsc) schemas/catalog.json \
 	schemas/event_limits.json
 DEMO_EVENTS ?= 50000
@@ -24,7 +25,8 @@ DEBIAN_PACKAGES := chromium chromium-driver prometheus openssl
 
 .PHONY: jvm-archive setup demo serve test test-unit test-integration test-jvm lint bench chaos chaos-cluster clean stack-down
 
-setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar build/.debian jvm-archive
+setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar $(WARM_GATEWAY_JAR) build/.debian \
+	jvm-archive
 
 # The gateway JVM's class-data-sharing archive, from one real run (about 50 s, once per set of jars):
 # every later run starts 2-3 s sooner. Runs work without it, so a failure here only says so.
@@ -62,6 +64,15 @@ $(JARS)/flink/tallyflow-udf.jar: $(UDF_SOURCES)
 	mkdir -p $(JARS)/flink
 	$(MVN) -f jobs/jvm/pom.xml package -DskipTests
 	cp jobs/jvm/target/tallyflow-udf.jar $@
+
+# The warm JVM's main class (jobs/tallyflow/stream/warm_gateway.py), compiled against the PyFlink
+# wheel's own jars: it runs on the gateway's classpath, not in a job.
+$(WARM_GATEWAY_JAR): $(VENV)/.installed $(shell find jobs/gateway -name '*.java')
+	rm -rf build/gateway-classes && mkdir -p build/gateway-classes $(dir $@)
+	PYFLINK=$$($(PY) -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))'); \
+		javac --release 17 -nowarn -d build/gateway-classes -cp "$$PYFLINK/opt/*:$$PYFLINK/lib/*" \
+		$$(find jobs/gateway -name '*.java')
+	jar cf $@ -C build/gateway-classes .
 
 demo: setup
 	$(TALLYFLOW) stack up

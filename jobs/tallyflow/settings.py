@@ -164,6 +164,9 @@ class Settings:
     jars_dir: Path = field(default_factory=lambda: default_jars_dir())
     # The local JVM's JIT: auto (C1 only for a short bounded run, ops/runner.py), c1 or tiered.
     jit: str = "auto"
+    # A local run's JVM kept for the next run (stream/warm_gateway.py), and how long it waits unused.
+    warm_jvm: bool = True
+    warm_jvm_idle: timedelta = timedelta(minutes=10)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -213,6 +216,8 @@ class Settings:
             rejects_ttl=_optional_duration("TALLYFLOW_REJECTS_TTL"),
             duplicates_ttl=_optional_duration("TALLYFLOW_DUPLICATES_TTL"),
             jit=_env("TALLYFLOW_JIT", "auto").lower(),
+            warm_jvm=_bool("TALLYFLOW_WARM_JVM", True),
+            warm_jvm_idle=parse_duration(_env("TALLYFLOW_WARM_JVM_IDLE", "10min"), "TALLYFLOW_WARM_JVM_IDLE"),
         )
         if not re.fullmatch(r"[A-Za-z0-9._-]*", s.topic_prefix):
             raise UserError(

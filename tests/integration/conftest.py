@@ -76,6 +76,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     # seconds a run and pay back only in long runs. C1 alone (PyFlink's and Flink's scripts read
     # JVM_ARGS) cut the suite's CPU by a third. Benchmarks and production keep both compilers.
     base.setdefault("JVM_ARGS", "-XX:TieredStopAtLevel=1")
+    # Each test its own JVM, ended with its run (test_warm_gateway.py turns warm JVMs on).
+    base["TALLYFLOW_WARM_JVM"] = "off"
     # Past months stay open (drafts) unless a test sets a settlement window itself.
     base["TALLYFLOW_SETTLEMENT_WINDOW"] = "36500d"
     if os.environ.get("TALLYFLOW_KAFKA_BOOTSTRAP"):

@@ -120,7 +120,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     d = result.as_dict()
     rows = ", ".join(f"{k} {v}" for k, v in sorted(d["loaded"]["rows"].items())) or "nothing"
     settled = "".join(f"; finalized {n} invoices of {p} (settlement window passed)" for p, n in d["finalized"].items())
-    emit(d, args.format, f"job {d['status']} in {d['seconds']} s; loaded {rows}{settled}")
+    jvm = " on a warm JVM" if d.get("jvm") == "reused" else ""
+    emit(d, args.format, f"job {d['status']} in {d['seconds']} s{jvm}; loaded {rows}{settled}")
     return 0 if result.status in ("FINISHED", "CANCELED", "STOPPED", "SUBMITTED", "ALREADY_RUNNING") else 1
 
 

@@ -81,7 +81,7 @@ def drain(job_client, settings: Settings) -> Path:
     # Native: RocksDB's own files, copied; a canonical savepoint rewrites every state entry (the dedup
     # state holds one per event within the horizon), which costs seconds per million entries.
     fmt = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.NATIVE
-    attempts = 240
+    attempts = 1200
     for attempt in range(attempts):
         future = job_client._j_job_client.stopWithSavepoint(True, savepoint_dir(settings), fmt)
         try:
@@ -92,7 +92,7 @@ def drain(job_client, settings: Settings) -> Path:
             # Right after a restore the tasks may still be deploying: the savepoint is refused.
             if "Not all required tasks are currently running" not in text or attempt == attempts - 1:
                 raise UserError(f"the bounded job could not be stopped at the input's ends: {cause}") from None
-        time.sleep(0.25)  # backoff between attempts (a minute in all), bounded by the attempt count
+        time.sleep(0.05)  # backoff between attempts (a minute in all), bounded by the attempt count
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

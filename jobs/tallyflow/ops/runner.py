@@ -22,7 +22,7 @@ from tallyflow.land.loader import Loader
 from tallyflow.ops import cluster, jobs
 from tallyflow.ops.holder import Holder
 from tallyflow.settings import Settings
-from tallyflow.stream import checkpoints, environment, graph, tables
+from tallyflow.stream import checkpoints, environment, graph, tables, warm_gateway
 from tallyflow.wire import registry, topics
 
 
@@ -41,6 +41,9 @@ class RunResult:
     # inputs_committed (a bounded run's ends covered by a checkpoint: the end detected), savepoint,
     # job_ended, loader_drained.
     phases: dict[str, float] = field(default_factory=dict)
+    # The local JVM: "reused" (a warm one an earlier run left), "started" (a warm one started now),
+    # "cold" (PyFlink's own, ending with this run), None (a cluster's).
+    jvm: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -53,6 +56,7 @@ class RunResult:
             "loaded": self.loaded,
             "finalized": self.finalized,
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "jvm": self.jvm,
             **({"job_id": self.job_id} if self.job_id else {}),
         }
 
@@ -134,6 +138,7 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
         phases["running"] = time.time() - (time.monotonic() - running)
         settler = _Settler(settings, loader)
         status, first_ms, savepoint = _supervise(job_client, loader, stop, on_progress, bounds, settler, phases)
+        warm_gateway.release()  # the job has ended: a warm JVM may serve the next run
         if first_ms:
             phases["first_event_read"] = first_ms / 1000
         if savepoint is not None:
@@ -150,6 +155,7 @@ def _run(settings: Settings, cat, client, bounded: bool, on_progress, fresh: boo
             reading,
             settler.finalized,
             phases=dict(sorted(phases.items(), key=lambda kv: kv[1])),
+            jvm=None if settings.flink_cluster else warm_gateway.how(),
         )
     except KeyboardInterrupt:
         stop["requested"] = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from pyflink.table import StreamTableEnvironment, TableEnvironment
 
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings, default_jars_dir
-from tallyflow.stream import checkpoints, class_sharing
+from tallyflow.stream import checkpoints, class_sharing, warm_gateway
 from tallyflow.wire import topics
 
 
@@ -171,6 +172,9 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
     from pyflink.table import EnvironmentSettings
 
     _prepare_gateway(settings)
+    if _early_launch is not None:
+        # Not a gateway of its own while start_gateway's thread connects to a warm one.
+        _gateway_ready.wait(timeout=warm_gateway.START_TIMEOUT_S)
     env = StreamExecutionEnvironment.get_execution_environment()
     # Into the environment's own configuration: an environment created from a Configuration
     # instead lost the job's checkpoint restore (the chaos test saw windows counted twice).
@@ -208,20 +212,39 @@ def short_run(settings: Settings, bounded: bool) -> bool:
 
 
 _early_launch: threading.Thread | None = None
+_gateway_ready = threading.Event()
 
 
 def start_gateway(settings: Settings | None = None, *, c1_only: bool = False) -> None:
     """Launch the gateway JVM in the background while the caller checks the catalog, the store and
-    the broker (about 1.3 s of a run's start, overlapped). create_environment waits for it; a launch
-    that fails here is tried again there, where its error is reported. A caller whose checks fail
-    calls abandon_gateway."""
+    the broker (about 1.3 s of a run's start, overlapped), or take a warm one (warm_gateway).
+    create_environment waits for it; a launch that fails here is tried again there, where its
+    error is reported. A caller whose checks fail calls abandon_gateway."""
     global _early_launch
     from pyflink.java_gateway import get_gateway
 
     def launch() -> None:
-        with contextlib.suppress(Exception):  # reported by create_environment's own attempt
-            get_gateway()
-            if settings is None or not settings.flink_cluster:
+        warm = None
+        try:
+            with contextlib.suppress(Exception):  # reported by create_environment's own attempt
+                warm = warm_gateway.connect(settings) if settings is not None else None
+                if warm is None:
+                    get_gateway()
+                if warm == "reused":
+                    # Imported by an earlier run: instant, and done before the job is planned, so
+                    # planning uses this thread's one gateway connection. py4j resolves classes
+                    # with the serving JVM thread's context class loader, which holds the job's
+                    # jars on the connection that set them only: a second connection, opened
+                    # while this one was busy, failed to find io.tallyflow classes now and then.
+                    _warm_embedded_python()
+                    # The job's Python operators pickle through PyFlink's fn_execution, which
+                    # imports Apache Beam (0.8 s, and it calls the JVM): here, it overlaps the
+                    # checks' waits on the store and the broker.
+                    importlib.import_module("pyflink.fn_execution")
+        finally:
+            _gateway_ready.set()
+        with contextlib.suppress(Exception):
+            if warm != "reused" and (settings is None or not settings.flink_cluster):
                 _warm_embedded_python()
 
     _prepare_gateway(settings, c1_only)
@@ -273,6 +296,9 @@ def abandon_gateway() -> None:
     if _early_launch is None:
         return
     _early_launch.join(timeout=30.0)  # until the JVM exists (about a second), so none starts after
+    if warm_gateway.connected():
+        warm_gateway.release()  # it runs no job yet: the next run takes it
+        return
     # The warm-up's proxies of Java objects tell the JVM they are released when Python collects
     # them; collected after the kill (at exit), each would print a py4j connection error.
     gc.collect()
@@ -297,6 +323,11 @@ def _child_processes(command: str) -> list[int]:
 def _prepare_gateway(settings: Settings | None, c1_only: bool = False) -> None:
     """What the gateway JVM must find in the environment when it starts."""
     _python_path_for_embedded_workers()
+    # PyFlink's environments start a loopback server for Python workers in this process when this
+    # is unset (importing Apache Beam here: 0.7 s of every run's start). Every Python operator
+    # runs in the JVM (thread mode, configure()), so none would use it; "process" is what
+    # PyFlink's own test cases set.
+    os.environ.setdefault("_python_worker_execution_mode", "process")
     if c1_only:
         _c1_only()
     class_sharing.use(gateway_archive(settings))

@@ -80,7 +80,10 @@ def _prefill(settings: Settings, keys: int, customers: int, span: timedelta, see
     )
     if report.sent != keys:
         raise UserError(f"publishing the prefill failed: {report.sent} of {keys} events sent")
-    env = settings.child_env(TALLYFLOW_SETTLEMENT_WINDOW=f"{int(settings.settlement_window.total_seconds())}s")
+    env = settings.child_env(
+        TALLYFLOW_SETTLEMENT_WINDOW=f"{int(settings.settlement_window.total_seconds())}s",
+        TALLYFLOW_WARM_JVM="off",  # no JVM left behind in the throwaway home
+    )
     command = [sys.executable, "-m", "tallyflow.cli", "run", "--catalog", str(generator.DEMO_CATALOG), "--bounded"]
     started = time.monotonic()
     done = subprocess.run([*command, "--format", "json"], env=env, capture_output=True, text=True)

@@ -63,6 +63,8 @@ class Chaos:
         self.settings = settings
         self.env = {
             **os.environ,
+            # A kill of the run is a kill of its JVM, the crash this test is about.
+            "TALLYFLOW_WARM_JVM": "off",
             "TALLYFLOW_TOPIC_PREFIX": f"{settings.topic_prefix}{tag}.",
             "TALLYFLOW_CLICKHOUSE_URL": f"chdb://{self.home / 'clickhouse'}",
             "TALLYFLOW_HOME": str(settings.home),

@@ -1,0 +1,123 @@
+"""The warm JVM (jobs/tallyflow/stream/warm_gateway.py): a run leaves its JVM to the next one,
+which counts exactly as a cold one does; a run that is killed takes the JVM, and its job, along."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import REPO_ROOT, TALLYFLOW
+from tests.integration.test_pipeline import catalog_file, october_events, write_jsonl  # noqa: F401
+
+pytestmark = pytest.mark.integration
+WARM = {"TALLYFLOW_WARM_JVM": "on", "TALLYFLOW_WARM_JVM_IDLE": "3min"}
+
+
+def _folder(t) -> Path:
+    """This test's warm JVM folder (its key holds the test's topic prefix)."""
+    root = Path(t.env["TALLYFLOW_HOME"]) / "warm-gateway"
+    (folder,) = [k.parent for k in root.glob("*/key.txt") if t.env["TALLYFLOW_TOPIC_PREFIX"] in k.read_text()]
+    return folder
+
+
+def _pid(t) -> int:
+    return json.loads((_folder(t) / "gateway.json").read_text())["pid"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has ended
+
+
+def _run(t, catalog) -> dict:
+    out = t("run", "--catalog", str(catalog), "--bounded", "--format", "json", env_extra=WARM)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def warm(tallyflow):
+    yield tallyflow
+    root = Path(tallyflow.env["TALLYFLOW_HOME"]) / "warm-gateway"
+    for key in root.glob("*/key.txt"):
+        if tallyflow.env["TALLYFLOW_TOPIC_PREFIX"] in key.read_text() and (key.parent / "gateway.json").is_file():
+            pid = json.loads((key.parent / "gateway.json").read_text())["pid"]
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_the_next_run_continues_on_the_jvm_the_last_one_left_and_counts_exactly(warm, tmp_path, catalog_file):  # noqa: F811
+    events = october_events()
+    first, rest = tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
+    write_jsonl(first, events[:12])
+    write_jsonl(rest, events[12:])
+    warm("produce", "--file", str(first))
+    one = _run(warm, catalog_file)
+    pid = _pid(warm)
+    assert (one["status"], one["jvm"]) == ("FINISHED", "started")
+    assert _alive(pid)  # outlived its client
+
+    warm("produce", "--file", str(rest))  # the rest, and duplicates of the first part
+    two = _run(warm, catalog_file)
+    assert (two["status"], two["jvm"]) == ("FINISHED", "reused")
+    assert _pid(warm) == pid and _alive(pid)
+    log = (_folder(warm) / "gateway.log").read_text()
+    assert "client 1 released the JVM" in log and "client 2 released the JVM" in log
+
+    # What the cold pipeline test gets from the same events in one run.
+    counts = warm.sql("SELECT count() AS n, uniqExact(customer_id, event_id) AS u FROM events FINAL")[0]
+    assert counts == {"n": 19, "u": 19}
+    invoices = {i["customer"]: i for i in warm.json("invoice", "--period", "2026-10")}
+    assert (invoices["c1"]["total"], invoices["c2"]["total"]) == ("13.45", "105")
+
+
+def test_a_killed_run_ends_its_warm_jvm_and_the_next_run_starts_another(warm, tmp_path, catalog_file):  # noqa: F811
+    events = tmp_path / "events.jsonl"
+    write_jsonl(events, october_events())
+    assert _run(warm, catalog_file)["jvm"] == "started"  # empty topics: leaves a warm JVM
+    pid = _pid(warm)
+    warm("produce", "--file", str(events))
+    log = _folder(warm) / "gateway.log"
+    run = subprocess.Popen(
+        [*TALLYFLOW, "run", "--catalog", str(catalog_file), "--bounded"],
+        env={**warm.env, **WARM},
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while "client 2 connected" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)  # planning or running its job
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), "the warm JVM outlived a client that was killed"
+    assert "client 2 left without releasing the JVM" in log.read_text()
+
+    again = _run(warm, catalog_file)
+    assert (again["status"], again["jvm"]) == ("FINISHED", "started")
+    assert _pid(warm) != pid
+    counts = warm.sql("SELECT count() AS n, uniqExact(customer_id, event_id) AS u FROM events FINAL")[0]
+    assert counts == {"n": 19, "u": 19}
+
+
+def test_a_warm_jvm_in_use_leaves_the_next_run_a_cold_one(warm, catalog_file):  # noqa: F811
+    """One client at a time: while the lock is held (a run on it), another run gets its own JVM."""
+    assert _run(warm, catalog_file)["jvm"] == "started"
+    with (_folder(warm) / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert _run(warm, catalog_file)["jvm"] == "cold"
+    assert _run(warm, catalog_file)["jvm"] == "reused"
