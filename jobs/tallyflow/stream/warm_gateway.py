@@ -98,7 +98,7 @@ def _proxy_ids_of_this_client():
 
     original = py4j.PythonProxyPool
 
-    class Pool(original):  # type: ignore[misc, valid-type]
+    class Pool(original):
         def __init__(self) -> None:
             super().__init__()
             self.next_id = time.time_ns()
