@@ -121,3 +121,23 @@ def test_a_warm_jvm_in_use_leaves_the_next_run_a_cold_one(warm, catalog_file):  
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert _run(warm, catalog_file)["jvm"] == "cold"
     assert _run(warm, catalog_file)["jvm"] == "reused"
+
+
+def test_stack_down_ends_the_warm_jvms_no_run_holds(warm, catalog_file, monkeypatch):  # noqa: F811
+    from tallyflow.settings import Settings
+    from tallyflow.stream import warm_gateway
+
+    assert _run(warm, catalog_file)["jvm"] == "started"
+    pid = _pid(warm)
+    for key, value in warm.env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings.from_env()
+    with (_folder(warm) / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run holds it
+        warm_gateway.stop_idle(settings)
+        assert _alive(pid)
+    assert warm_gateway.stop_idle(settings) >= 1  # what `tallyflow stack down` calls
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)

@@ -18,6 +18,7 @@ from pathlib import Path
 from tallyflow.errors import UserError
 from tallyflow.ops.broker_security import BrokerSecurity
 from tallyflow.settings import REPO_ROOT, Settings
+from tallyflow.stream import warm_gateway
 from tallyflow.wire import topics
 
 LOG4J = """Configuration:
@@ -243,6 +244,12 @@ def _start(settings: Settings, paths: BrokerPaths, security: BrokerSecurity | No
 
 
 def down(settings: Settings, wait_seconds: float = 30.0) -> dict:
+    """Stop the local broker, and the warm JVMs of this home that no run holds."""
+    jvms = {"warm_jvms_stopped": warm_gateway.stop_idle(settings)}
+    return {**_broker_down(settings, wait_seconds), **jvms}
+
+
+def _broker_down(settings: Settings, wait_seconds: float) -> dict:
     if not settings.uses_local_stack:
         return {"kafka": settings.bootstrap, "stopped": False, "external": True}
     paths = _paths(settings)

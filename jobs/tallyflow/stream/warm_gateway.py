@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -121,6 +122,22 @@ def release() -> None:
         get_gateway().entry_point.put("Released", True)
     _held.close()
     _held = None
+
+
+def stop_idle(settings: Settings) -> int:
+    """End this home's warm JVMs that no run holds (`tallyflow stack down`); how many ended."""
+    stopped = 0
+    for info in sorted((settings.home / "warm-gateway").glob("*/gateway.json")):
+        with (info.parent / "lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a run holds it: it ends after that run's idle time
+            if _running_port(info.parent) is not None:
+                os.kill(json.loads(info.read_text())["pid"], signal.SIGTERM)
+                stopped += 1
+            info.unlink()
+    return stopped
 
 
 def connected() -> bool:
