@@ -41,9 +41,7 @@ class RunResult:
     # inputs_committed (a bounded run's ends covered by a checkpoint: the end detected), savepoint,
     # job_ended, loader_drained.
     phases: dict[str, float] = field(default_factory=dict)
-    # The local JVM: "reused" (a warm one an earlier run left), "started" (a warm one started now),
-    # "cold" (PyFlink's own, ending with this run), None (a cluster's).
-    jvm: str | None = None
+    jvm: str | None = None  # the local JVM: warm_gateway.how(); None: a cluster's
 
     def as_dict(self) -> dict:
         return {
