@@ -151,21 +151,26 @@ def how() -> str:
 
 
 def _key_parts(settings: Settings) -> list[str]:
+    """Everything a warm JVM fixed at its start, one line each (key.txt)."""
     java, classpath = class_sharing.gateway_classpath()
     sources = sorted((REPO_ROOT / "jobs" / "tallyflow").rglob("*.py"))
-    parts = [
+    return [
         sys.executable,
         _CWD,
         os.environ.get("JVM_ARGS", ""),
         os.environ.get("PYTHONPATH", ""),
-        *(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(KEYED_ENV_PREFIXES)),
+        # Digests, not values: key.txt must not show a token or a password (a ClickHouse URL's).
+        *(
+            f"{k}=sha256:{hashlib.sha256(v.encode()).hexdigest()[:16]}"
+            for k, v in sorted(os.environ.items())
+            if k.startswith(KEYED_ENV_PREFIXES)
+        ),
         class_sharing.stamp(java),
         *(class_sharing.stamp(p) for p in classpath),
         class_sharing.stamp(str(jar(settings))),
         *(class_sharing.stamp(str(p)) for p in sorted((settings.jars_dir / "flink").glob("*.jar"))),
         *(class_sharing.stamp(str(p)) for p in sources),
     ]
-    return parts
 
 
 def _running_port(folder: Path) -> int | None:
