@@ -159,18 +159,19 @@ def _key_parts(settings: Settings) -> list[str]:
         _CWD,
         os.environ.get("JVM_ARGS", ""),
         os.environ.get("PYTHONPATH", ""),
-        # Digests, not values: key.txt must not show a token or a password (a ClickHouse URL's).
-        *(
-            f"{k}=sha256:{hashlib.sha256(v.encode()).hexdigest()[:16]}"
-            for k, v in sorted(os.environ.items())
-            if k.startswith(KEYED_ENV_PREFIXES)
-        ),
+        *(key_line(k, v) for k, v in sorted(os.environ.items()) if k.startswith(KEYED_ENV_PREFIXES)),
         class_sharing.stamp(java),
         *(class_sharing.stamp(p) for p in classpath),
         class_sharing.stamp(str(jar(settings))),
         *(class_sharing.stamp(str(p)) for p in sorted((settings.jars_dir / "flink").glob("*.jar"))),
         *(class_sharing.stamp(str(p)) for p in sources),
     ]
+
+
+def key_line(name: str, value: str) -> str:
+    """One variable's line in key.txt: a digest, not the value, so key.txt never shows a token or a
+    password (a ClickHouse URL's)."""
+    return f"{name}=sha256:{hashlib.sha256(value.encode()).hexdigest()[:16]}"
 
 
 def _running_port(folder: Path) -> int | None:
