@@ -3,6 +3,7 @@ exhaustion, top-ups, the grant wire format and seeding from the ledger."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -207,26 +208,27 @@ def test_catalog_grants_need_whole_seconds():
 
 
 class _State:
-    """Stands in for Flink's ValueState: the text the function reads and writes."""
+    """Stands in for Flink's ValueState: the text the function reads and writes, and how often."""
 
     def __init__(self) -> None:
         self.text: str | None = None
+        self.reads = self.writes = 0
 
     def value(self) -> str | None:
+        self.reads += 1
         return self.text
 
     def update(self, text: str) -> None:
+        self.writes += 1
         self.text = text
 
 
-def _usage_row(second: str, quantity: str):
+def _usage_row(*entries: tuple[str, str]):
+    """One customer's flush, as CreditBatcher emits it: (second, quantity) entries of meter calls."""
     from pyflink.common import Row
 
-    t = ms(second)
-    return Row(
-        record="usage", customer_id="c", meter_id="calls", event_second=t, quantity=quantity, event_count=1,
-        first_event_time=t, last_event_time=t, payload=None, source_partition=None, source_offset=None,
-    )  # fmt: skip
+    batch = json.dumps([["calls", ms(second), quantity, ms(second), ms(second)] for second, quantity in entries])
+    return Row(record="usage", customer_id="c", batch=batch, payload=None, source_partition=None, source_offset=None)
 
 
 def test_the_drawdown_function_reuses_only_the_state_text_it_wrote():
@@ -234,7 +236,7 @@ def test_the_drawdown_function_reuses_only_the_state_text_it_wrote():
     from tallyflow.stream import credits
 
     cat = make([{"grant_id": "g", "credits": "7", "effective_at": "2026-11-01T00:00:00Z"}]).plans.catalog
-    rows = [_usage_row(f"2026-11-02T00:00:0{i}Z", "2") for i in range(5)]
+    rows = [_usage_row((f"2026-11-02T00:00:0{i}Z", "2")) for i in range(5)]
     keep = [FIELDS.index(f) for f in ("kind", "seq", "grant_id", "credits", "balance", "consumed")]
 
     def feed(fn, row) -> list[tuple]:
@@ -254,3 +256,31 @@ def test_the_drawdown_function_reuses_only_the_state_text_it_wrote():
     feed(fn, rows[1])
     fn.state.text = after_first
     assert [feed(fn, row) for row in rows[1:]] == expected[1:]
+
+
+def test_one_call_draws_a_whole_flush_with_one_state_read_and_write():
+    """A customer's flush of five seconds in one call: the same ledger and signals, in the same
+    order, as five calls of one second each, for one state read and one write instead of five."""
+    from tallyflow.core.drawdown import FIELDS
+    from tallyflow.stream import credits
+
+    cat = make([{"grant_id": "g", "credits": "7", "effective_at": "2026-11-01T00:00:00Z"}]).plans.catalog
+    entries = [(f"2026-11-02T00:00:0{i}Z", "2") for i in range(5)]
+
+    timed = FIELDS.index("emitted_at")
+    rows = lambda outs: [tuple(v for i, v in enumerate(out) if i != timed) for out in outs]  # noqa: E731
+
+    one_by_one = credits.drawdown_function(cat)
+    one_by_one.state = _State()
+    expected = rows(out for e in entries for out in one_by_one.process_element(_usage_row(e), None))
+
+    batched = credits.drawdown_function(cat)
+    batched.state = _State()
+    assert rows(batched.process_element(_usage_row(*entries), None)) == expected
+    assert (batched.state.reads, batched.state.writes) == (1, 1)
+    assert batched.state.text == one_by_one.state.text
+    kinds = [row[FIELDS.index("kind")] for row in expected]  # before emitted_at: same index
+    # 7 credits for 5 x 2 calls: 2, 2, 2, then 1 and 1 uncovered, then 2 uncovered (nothing left to
+    # draw from, so no draw of zero credits).
+    assert kinds == ["draw", "balance", "draw", "balance", "alert", "draw", "balance", "draw", "uncovered",
+                     "balance", "alert", "exhausted", "uncovered", "balance"]  # fmt: skip

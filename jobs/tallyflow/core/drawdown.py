@@ -2,8 +2,8 @@
 
 Pure logic on a customer's typed state (CustomerCredits); the job keeps that state in Flink
 (stream/credits.py) and feeds it a reduced stream: the JVM (CreditBatcher) sums credit-priced
-usage per customer, meter and event-time second over a short flush interval, so this code sees a
-few rows per customer per interval, never each event.
+usage per customer, meter and event-time second over a short flush interval, and the job calls
+this code once per customer and interval with those rows, never per event.
 
 Per usage row (docs/catalog.md, Credits): credits needed = quantity x rate of the plan version in
 force at the event time; they come from the grants usable at that second, in order of priority,
@@ -184,6 +184,8 @@ class Drawdown:
         for gid, g in st.usable(second):
             if need <= 0:
                 break
+            if g.remaining <= 0:
+                continue  # a used-up grant covers nothing: no zero-credit draw in the ledger
             take = min(g.remaining, need)
             need -= take
             g.remaining -= take

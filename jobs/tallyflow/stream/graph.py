@@ -13,7 +13,7 @@ Every per-event step runs in Flink's JVM operators (Python operators measured 20
          meter rows: on_time -> hourly TUMBLE windows per customer, meter and group -> usage topic
                      adjust (window closed less than the allowed lateness ago) -> adjustments topic
       windows and adjustments -> rate-windows (keyed Python, per window) -> rated topic
-      accepted credit-priced usage -> credit-batches (JVM micro-batches per customer, meter, second)
+      accepted credit-priced usage -> credit-batches (JVM: a row per customer and flush, summed per meter, second)
          + grants topic -> credit-drawdown (keyed Python, per customer) -> credit-ledger topic
          (exactly-once) and credit-signals topic (at-least-once: balance, alert, exhausted, restored)
 All sinks are transactional Kafka sinks (exactly-once, committed on checkpoint); the loader
@@ -144,8 +144,9 @@ def _credits(
     sinks: Sinks,
 ) -> None:
     """Real-time drawdown: credit-priced usage of every accepted event (lateness does not matter:
-    credits follow event time) -> JVM micro-batches per customer, meter and second -> with the
-    grants topic, the keyed Python drawdown (stream/credits.py) -> ledger (exactly-once) and signals
+    credits follow event time) -> JVM micro-batches, one row per customer and flush, summed per
+    meter and second -> with the grants topic, the keyed Python drawdown (stream/credits.py, one
+    call per customer and flush) -> ledger (exactly-once) and signals
     (at-least-once, so a product sees them without waiting for a checkpoint)."""
     from pyflink.java_gateway import get_gateway
     from pyflink.table import Table
@@ -169,14 +170,11 @@ def _credits(
     t_env.create_temporary_view("credit_batches", batches)
     inputs = t_env.to_data_stream(
         t_env.sql_query(f"""
-        SELECT record, customer_id, meter_id, event_second, quantity, event_count, first_event_time,
-               last_event_time, CAST(NULL AS BYTES) AS payload, CAST(NULL AS INT) AS source_partition,
+        SELECT record, customer_id, batch, CAST(NULL AS BYTES) AS payload, CAST(NULL AS INT) AS source_partition,
                CAST(NULL AS BIGINT) AS source_offset
         FROM credit_batches
         UNION ALL
-        SELECT 'grant', COALESCE(DECODE(k, 'UTF-8'), ''), CAST(NULL AS STRING), CAST(0 AS BIGINT),
-               CAST(NULL AS STRING), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), v,
-               kafka_partition, kafka_offset
+        SELECT 'grant', COALESCE(DECODE(k, 'UTF-8'), ''), CAST(NULL AS STRING), v, kafka_partition, kafka_offset
         FROM {sources.grants}""")
     )
     out = (

@@ -1,7 +1,10 @@
 package io.tallyflow.credits;
 
+import io.tallyflow.json.JsonBytes;
 import java.math.BigDecimal;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -19,14 +22,16 @@ import org.apache.flink.table.types.DataType;
 import org.apache.flink.table.types.logical.RowType;
 
 /**
- * Micro-batches credit-priced usage in the JVM, so the drawdown (Python, per customer) sees a
- * few rows per customer and flush interval instead of every event.
+ * Micro-batches credit-priced usage in the JVM, so the drawdown (Python, per customer) is called
+ * once per customer and flush instead of once per event.
  *
  * <p>Input: (customer_id, meter_id, qty DECIMAL(38, 12), event_time TIMESTAMP_LTZ(3)). Output: one
- * row per customer, meter and event-time second in the batch, with the summed quantity (exact),
- * the number of events and their first and last event time. A second is the finest unit grant
- * validity is judged at (grant times are whole seconds, as in Stripe), so a batch row never
- * straddles a grant's start or expiry.
+ * row per customer in the batch, (record "usage", customer_id, batch), where batch is a JSON array
+ * with one entry per meter and event-time second, in the order they first arrived:
+ * [meter_id, second (epoch ms), quantity (exact decimal text), first event time, last event time].
+ * A second is the finest unit grant validity is judged at (grant times are whole seconds, as in
+ * Stripe), so an entry never straddles a grant's start or expiry. One Python call per customer
+ * reads and writes that customer's state once, however many meters and seconds the batch holds.
  *
  * <p>The buffer lives on the heap, not in Flink state: it is flushed every flush interval, before
  * every checkpoint barrier (prepareSnapshotPreBarrier) and at the end of input, so a checkpoint
@@ -38,13 +43,13 @@ public class CreditBatcher extends AbstractStreamOperator<RowData>
     private final long flushMs;
     private transient Map<String, Acc> buffer;
     private transient boolean timerSet;
+    private transient JsonBytes json;
 
     private static final class Acc {
         final StringData customer;
         final StringData meter;
         final long second;
         BigDecimal quantity = BigDecimal.ZERO;
-        long count;
         long first = Long.MAX_VALUE;
         long last = Long.MIN_VALUE;
 
@@ -63,6 +68,7 @@ public class CreditBatcher extends AbstractStreamOperator<RowData>
     public void open() throws Exception {
         super.open();
         buffer = new LinkedHashMap<>();
+        json = new JsonBytes();
     }
 
     @Override
@@ -80,7 +86,6 @@ public class CreditBatcher extends AbstractStreamOperator<RowData>
             buffer.put(key, acc);
         }
         acc.quantity = acc.quantity.add(r.getDecimal(2, 38, 12).toBigDecimal());
-        acc.count++;
         acc.first = Math.min(acc.first, ts);
         acc.last = Math.max(acc.last, ts);
         if (!timerSet) {
@@ -108,9 +113,21 @@ public class CreditBatcher extends AbstractStreamOperator<RowData>
     }
 
     private void flush() {
+        Map<StringData, List<Acc>> byCustomer = new LinkedHashMap<>();
         for (Acc acc : buffer.values()) {
-            output.collect(new StreamRecord<>(GenericRowData.of(USAGE, acc.customer, acc.meter, acc.second,
-                    StringData.fromString(acc.quantity.toPlainString()), acc.count, acc.first, acc.last)));
+            byCustomer.computeIfAbsent(acc.customer, c -> new ArrayList<>()).add(acc);
+        }
+        for (Map.Entry<StringData, List<Acc>> e : byCustomer.entrySet()) {
+            json.reset().ch('[');
+            for (Acc acc : e.getValue()) {
+                if (json.length() > 1) {
+                    json.ch(',');
+                }
+                json.ch('[').string(acc.meter).ch(',').number(acc.second).ch(',').ch('"')
+                        .raw(acc.quantity.toPlainString()).raw("\",").number(acc.first).ch(',').number(acc.last).ch(']');
+            }
+            output.collect(new StreamRecord<>(GenericRowData.of(USAGE, e.getKey(),
+                    StringData.fromBytes(json.ch(']').toBytes()))));
         }
         buffer.clear();
     }
@@ -122,12 +139,7 @@ public class CreditBatcher extends AbstractStreamOperator<RowData>
         RowType outType = (RowType) DataTypes.ROW(
                 DataTypes.FIELD("record", DataTypes.STRING().notNull()),
                 DataTypes.FIELD("customer_id", DataTypes.STRING()),
-                DataTypes.FIELD("meter_id", DataTypes.STRING()),
-                DataTypes.FIELD("event_second", DataTypes.BIGINT().notNull()),
-                DataTypes.FIELD("quantity", DataTypes.STRING()),
-                DataTypes.FIELD("event_count", DataTypes.BIGINT().notNull()),
-                DataTypes.FIELD("first_event_time", DataTypes.BIGINT().notNull()),
-                DataTypes.FIELD("last_event_time", DataTypes.BIGINT().notNull())).getLogicalType();
+                DataTypes.FIELD("batch", DataTypes.STRING())).getLogicalType();
         DataStream<RowData> out = in
                 .transform("credit-batches", InternalTypeInfo.of(outType), new CreditBatcher(flushMs))
                 .uid("credit-batches");
