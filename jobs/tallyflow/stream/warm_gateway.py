@@ -56,6 +56,12 @@ def connect(settings: Settings) -> str | None:
     global _held, _how
     if not settings.warm_jvm or settings.flink_cluster or not jar(settings).is_file():
         return None
+    from pyflink import java_gateway
+
+    if java_gateway._gateway is not None:
+        # This process already talks to a JVM (the bench's baseline ran on one): PyFlink keeps
+        # that one, so a warm JVM started now would never get a client and idle for nothing.
+        return None
     from pyflink.java_gateway import _find_flink_home
 
     _find_flink_home()  # sets FLINK_HOME, part of the key, as PyFlink's launch would
