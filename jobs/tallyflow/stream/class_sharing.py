@@ -1,7 +1,7 @@
 """A class-data-sharing archive for the JVM PyFlink starts (its gateway, which also hosts the local
 MiniCluster): the ~15,000 classes of the planner, the runtime, the Kafka connector and our
 operators, already parsed and verified, mapped from one file instead of loaded from jars on every
-run. Measured here: an empty bounded run 2 to 3 s shorter (README, Measured).
+run. Measured here: an empty bounded run 2 to 3 s shorter (docs/performance.md).
 
 The archive is built once, by a run of the real job (`python -m tallyflow.tools.jvm_archive`, part
 of `make setup`), and is named after everything the JVM checks it against (the java binary and

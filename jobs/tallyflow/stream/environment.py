@@ -81,7 +81,7 @@ def configure(t_env: TableEnvironment, settings: Settings, options: JobOptions) 
         "pipeline.object-reuse": "true",
         # A network buffer leaves at 10 ms, not 100: the credit path crosses three task boundaries
         # (p99 publish -> balance 492 -> 228 ms at 10,000 events/s together with the 50 ms credit
-        # flush), and bulk runs were not slower (buffers fill before the timeout; README, Measured).
+        # flush), and bulk runs were not slower (buffers fill before the timeout; docs/performance.md).
         "execution.buffer-timeout.interval": "10 ms",
     }
     # One py4j call for the lot: TableConfig.set costs ~20 round trips a key (it re-checks each key
@@ -130,7 +130,7 @@ ENVIRONMENT_OPTIONS = {
     "state.backend.rocksdb.memory.partitioned-index-filters": "true",  # cache 4 KiB index pieces
     # Every checkpoint flushes a small file of new, random keys: leveled compaction rewrote all of
     # L1 (256 MB) for each few MB, and past 15M keys ingest fell from 25,000 to under 2,000
-    # events/s. Universal merges runs of similar size (README, Measured).
+    # events/s. Universal merges runs of similar size (docs/performance.md).
     "state.backend.rocksdb.compaction.style": "UNIVERSAL",
     "taskmanager.memory.managed.size": "512m",  # RocksDB's block cache and write buffers (local)
 }
@@ -195,7 +195,7 @@ def create_environment(settings: Settings | None = None) -> StreamTableEnvironme
 
 # A bounded run over at most this many input records runs its JVM with C1 only (TALLYFLOW_JIT=auto):
 # the demo's 50,000 events took 74 s instead of 98 s, and at 200,000 events both took as long with
-# C1 using less CPU (README, Measured); beyond that, C2's faster code is worth its compile time.
+# C1 using less CPU (docs/performance.md); beyond that, C2's faster code is worth its compile time.
 SHORT_RUN_RECORDS = 250_000
 
 
@@ -268,7 +268,7 @@ def _warm_embedded_python() -> None:
     interpreter (pemja's, one per JVM, modules shared), so the tasks find them imported; otherwise
     their first import (PyFlink's fn_execution pulls in Apache Beam and pandas: about a second of
     CPU) runs as they deploy, and a bounded run's savepoint waits for it (an empty bounded run
-    11.8 -> 11.3 s, README Measured). The interpreter is
+    11.8 -> 11.3 s, docs/performance.md). The interpreter is
     made as Flink's EmbeddedPythonEnvironmentManager makes it: this Python, PYTHONPATH from the
     environment (_python_path_for_embedded_workers). A failure here changes nothing: the tasks
     import on their own and report what fails."""
@@ -336,7 +336,7 @@ def _prepare_gateway(settings: Settings | None, c1_only: bool = False) -> None:
 def _c1_only() -> None:
     """The gateway JVM compiles with C1 only, unless JVM_ARGS already says how to compile. C2's
     optimizing compiler takes most of a short run's CPU (43 of 130 CPU seconds of the demo's 50,000
-    events) and pays back only over a longer one (README, Measured)."""
+    events) and pays back only over a longer one (docs/performance.md)."""
     current = os.environ.get("JVM_ARGS", "")
     if "TieredStopAtLevel" not in current and "TieredCompilation" not in current:
         os.environ["JVM_ARGS"] = f"{current} -XX:TieredStopAtLevel=1".strip()

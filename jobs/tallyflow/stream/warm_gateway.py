@@ -1,6 +1,6 @@
 """A warm JVM: the gateway PyFlink talks to (and the local MiniCluster it hosts) kept between local
 runs, so a run pays the JVM's start, class loading, the planner's first plan and the embedded
-interpreter's imports once, not every time (an empty bounded run: README, Measured).
+interpreter's imports once, not every time (an empty bounded run: docs/performance.md).
 
 The JVM is jobs/gateway's WarmGateway, started detached with the command PyFlink's own launcher
 builds. A client finds it under the home's warm-gateway/ folder by a key of everything the JVM

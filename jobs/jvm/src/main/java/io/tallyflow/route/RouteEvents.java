@@ -27,7 +27,7 @@ import org.apache.flink.util.OutputTag;
  * kafka_offset, kafka_time). {@code accepted}, {@code late} and {@code duplicates} carry the JSON
  * document the loader lands (JSONEachRow) as v; {@code dlq} carries the original key and bytes
  * and the reason. Written here rather than by Flink's JSON format, whose tree of nodes per
- * record cost more than everything else in the job (measured, see README).
+ * record cost more than everything else in the job (measured, docs/performance.md).
  *
  * <p>Side output {@link #METERED}, one row per accepted event and meter that counts it:
  * (customer_id, meter_id, group_key, qty, kind, window_start, event_id), the event time as the
