@@ -220,18 +220,15 @@ class Loader:
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
         started = time.perf_counter()
         if topic == self._dlq:
-            table = "rejects"
+            table, rows = "rejects", len(batch)
             self.client.insert(table, [_reject_row(m) for m in batch], column_names=REJECTS_COLUMNS, settings=settings)
         else:
             table = self._table_of[topic]
-            # Prepend the Kafka coordinates to each JSON object the job wrote ('{' -> '{"k":..,').
-            body = b"\n".join(
-                b'{"kafka_partition":%d,"kafka_offset":%d,' % (partition, _offset(m)) + (m.value() or b"{}")[1:]
-                for m in batch
-            )
+            body = b"\n".join(with_coordinates(partition, _offset(m), m.value() or b"{}") for m in batch)
+            rows = rows_in(body)
             self.client.raw_insert(table, insert_block=body, fmt="JSONEachRow", settings=settings)
-        metrics.landed(table, len(batch), time.perf_counter() - started, batch[-1].value())
-        self.stats.rows[table] += len(batch)
+        metrics.landed(table, rows, time.perf_counter() - started, batch[-1].value())
+        self.stats.rows[table] += rows
         self.stats.batches += 1
 
     def end_offsets(self, wait_seconds: float = 30.0) -> dict[tuple[str, int], int]:
@@ -266,6 +263,21 @@ class Loader:
 
 # What a partition without a leader yet answers (librdkafka does not flag all of them retriable).
 _LEADERLESS = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+def with_coordinates(partition: int, offset: int, value: bytes) -> bytes:
+    """A record's JSON documents with its Kafka coordinates first in each ('{' -> '{"k":..,').
+    A record holds one document, or (accepted) a block of them separated by newlines; a document
+    never holds a raw newline (JsonBytes escapes it), so each "\n{" starts one. Every document
+    of a block gets the block's coordinates: no table's key needs them to tell its rows apart
+    (events: the idempotency key)."""
+    prefix = b'{"kafka_partition":%d,"kafka_offset":%d,' % (partition, offset)
+    return prefix + value[1:].replace(b"\n{", b"\n" + prefix)
+
+
+def rows_in(body: bytes) -> int:
+    """The JSON documents in a JSONEachRow body (one a line)."""
+    return body.count(b"\n") + 1 if body else 0
 
 
 def _where(m: Message) -> tuple[str, int]:

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError
 
 from tallyflow.core import aggregations, catalog
 from tallyflow.errors import UserError
+from tallyflow.land.loader import rows_in
 from tallyflow.settings import Settings
 from tallyflow.wire import kafka_config, topics
 
@@ -31,8 +32,8 @@ def expected(manifest: list[dict], cat: catalog.Catalog) -> dict[tuple[str, str]
 
 
 def accepted_records(pipeline: Settings) -> int:
-    """Records a read_committed reader finds in the accepted topic (transaction markers and
-    aborted records are not records)."""
+    """Accepted documents a read_committed reader finds in the accepted topic (transaction markers
+    and aborted records are not records; a record holds a block of documents, one a line)."""
     from confluent_kafka import Consumer, TopicPartition
 
     topic = pipeline.topic(topics.ACCEPTED)
@@ -54,7 +55,7 @@ def accepted_records(pipeline: Settings) -> int:
             for msg in consumer.consume(10_000, timeout=10):
                 err = msg.error()
                 if err is None:
-                    count += 1
+                    count += rows_in(msg.value() or b"")
                 elif err.code() == KafkaError._PARTITION_EOF:
                     open_partitions.discard(msg.partition())
                 else:

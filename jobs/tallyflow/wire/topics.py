@@ -15,7 +15,7 @@ from tallyflow.settings import Settings
 from tallyflow.wire import kafka_config
 
 EVENTS = "events"  # UsageEvent, Confluent-framed Avro, keyed by customer (producers write here)
-ACCEPTED = "accepted"  # deduplicated, valid events as JSON rows (the audit trail)
+ACCEPTED = "accepted"  # deduplicated, valid events as JSON rows, in blocks of up to 512 KiB (the audit trail)
 USAGE = "usage"  # windowed usage per customer, meter, group (JSON rows)
 LATE = "late"  # accepted events that arrived behind the watermark (JSON rows)
 DLQ = "dlq"  # rejected records: original key and bytes, reason in headers

@@ -58,11 +58,11 @@ public final class Classifier {
                         DataTypes.STRING(), DataTypes.TIMESTAMP_LTZ(3), DataTypes.STRING()));
         OutputTag<RowData> meteredTag = new OutputTag<>("metered", meteredType);
         SingleOutputStreamOperator<RowData> routed = classified
-                .process(new RouteEvents(meteredTag, new RouteEvents.In(names), meterSpec), rowType(
+                .transform("route-events", rowType(
                         List.of("sink", "k", "v", "reason", "kafka_partition", "kafka_offset", "kafka_time"),
                         List.of(DataTypes.STRING(), DataTypes.BYTES(), DataTypes.BYTES(), DataTypes.STRING(),
-                                DataTypes.INT(), DataTypes.BIGINT(), DataTypes.TIMESTAMP_LTZ(3))))
-                .name("route-events")
+                                DataTypes.INT(), DataTypes.BIGINT(), DataTypes.TIMESTAMP_LTZ(3))),
+                        new RouteEvents.Operator(new RouteEvents(meteredTag, new RouteEvents.In(names), meterSpec)))
                 .uid("route-events");
         return new Routed(
                 tEnv.fromDataStream(routed),

@@ -58,6 +58,14 @@ public final class JsonBytes {
         return this;
     }
 
+    /** Another writer's bytes, as they are. */
+    public JsonBytes append(JsonBytes other) {
+        ensure(other.len);
+        System.arraycopy(other.buf, 0, buf, len, other.len);
+        len += other.len;
+        return this;
+    }
+
     public JsonBytes number(long v) {
         return raw(Long.toString(v));
     }

@@ -11,6 +11,8 @@ import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.streaming.api.functions.ProcessFunction;
+import org.apache.flink.streaming.api.operators.ProcessOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.DecimalData;
 import org.apache.flink.table.data.GenericRowData;
@@ -24,10 +26,18 @@ import org.apache.flink.util.OutputTag;
  * Everything the sinks and the meters need from a classified record, in one pass in the JVM.
  *
  * <p>Main output, one row per record a sink takes: (sink, k, v, reason, kafka_partition,
- * kafka_offset, kafka_time). {@code accepted}, {@code late} and {@code duplicates} carry the JSON
- * document the loader lands (JSONEachRow) as v; {@code dlq} carries the original key and bytes
- * and the reason. Written here rather than by Flink's JSON format, whose tree of nodes per
- * record cost more than everything else in the job (measured, docs/performance.md).
+ * kafka_offset, kafka_time). {@code late} and {@code duplicates} carry the JSON document the
+ * loader lands (JSONEachRow) as v; {@code dlq} carries the original key and bytes and the reason.
+ * Written here rather than by Flink's JSON format, whose tree of nodes per record cost more than
+ * everything else in the job (measured, docs/performance.md).
+ *
+ * <p>{@code accepted}, one document for every accepted event, travels in blocks: documents
+ * separated by newlines (JSONEachRow as it is; a document never holds a raw newline), up to
+ * {@link #BLOCK_BYTES} a Kafka record, so the broker, the Kafka sink and the loader handle a
+ * record per block instead of per event. A block is emitted when the next document would
+ * overflow it, and by {@link Operator} before every checkpoint barrier and at the end of input,
+ * so a checkpoint never holds half a block and nothing waits past the checkpoint that makes it
+ * visible (the sink is transactional: records are read only once their checkpoint completes).
  *
  * <p>Side output {@link #METERED}, one row per accepted event and meter that counts it:
  * (customer_id, meter_id, group_key, qty, kind, window_start, event_id), the event time as the
@@ -44,12 +54,16 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
     private static final StringData DLQ = StringData.fromString("dlq");
     private static final DecimalData ONE_UNIT = DecimalData.fromBigDecimal(java.math.BigDecimal.ONE, 38, 12);
     private static final StringData EMPTY_GROUP = StringData.fromString("{}");
+    /** The most a block of accepted documents holds (one larger document is a block of its own):
+     * half the Kafka producer's default max.request.size (1 MiB), the sinks' batch.size. */
+    public static final int BLOCK_BYTES = 512 * 1024;
 
     private final OutputTag<RowData> metered;
     private final In f;
     private final String meterSpec;
     private transient Map<String, List<Meter>> metersByType;
     private transient JsonBytes json;
+    private transient JsonBytes block;
 
     /** Positions of the classified columns this function reads. */
     public static final class In implements java.io.Serializable {
@@ -110,6 +124,7 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
     public void open(OpenContext openContext) {
         metersByType = parseMeters(meterSpec);
         json = new JsonBytes();
+        block = new JsonBytes();
     }
 
     /**
@@ -154,15 +169,28 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
         switch (kind) {
             case "duplicate", "conflict" -> out.collect(sinkRow(DUPLICATES, duplicateJson(in, kind), in));
             case "on_time", "adjust", "too_late" -> {
-                byte[] json = eventJson(in, kind);
-                out.collect(sinkRow(ACCEPTED, json, in));
+                JsonBytes doc = eventJson(in, kind);
+                if (block.length() > 0 && block.length() + 1 + doc.length() > BLOCK_BYTES) {
+                    out.collect(takeBlock());
+                }
+                (block.length() > 0 ? block.ch('\n') : block).append(doc);
                 if (kind.equals("too_late")) {
-                    out.collect(sinkRow(LATE, json, in));
+                    out.collect(sinkRow(LATE, doc.toBytes(), in));
                 }
                 meter(in, kind, ctx);
             }
             default -> throw new IllegalStateException("unknown kind " + kind);
         }
+    }
+
+    /** The accepted documents buffered so far as one sink row, or null when there are none. */
+    RowData takeBlock() {
+        if (block.length() == 0) {
+            return null;
+        }
+        RowData row = GenericRowData.of(ACCEPTED, null, block.toBytes(), null, null, null, null);
+        block.reset();
+        return row;
     }
 
     private GenericRowData sinkRow(StringData sink, byte[] json, RowData in) {
@@ -239,7 +267,7 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
                 .raw(",\"event_time\":").time(in.getTimestamp(f.eventTime, 3).getMillisecond());
     }
 
-    private byte[] eventJson(RowData in, String kind) {
+    private JsonBytes eventJson(RowData in, String kind) {
         eventHead(in).raw(",\"values\":{");
         MapData vals = in.getMap(f.vals);
         ArrayData keys = vals.keyArray();
@@ -274,7 +302,7 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
                 .raw(",\"on_time\":").bool(kind.equals("on_time"))
                 .raw(",\"lateness\":\"").raw(kind).ch('"')
                 .raw(",\"source_partition\":").number(in.getInt(f.partition))
-                .raw(",\"source_offset\":").number(in.getLong(f.offset)).ch('}').toBytes();
+                .raw(",\"source_offset\":").number(in.getLong(f.offset)).ch('}');
     }
 
     private byte[] duplicateJson(RowData in, String kind) {
@@ -282,6 +310,40 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
                 .raw(",\"payload_hash\":").number(in.getLong(f.payloadHash))
                 .raw(",\"source_partition\":").number(in.getInt(f.partition))
                 .raw(",\"source_offset\":").number(in.getLong(f.offset)).ch('}').toBytes();
+    }
+
+    /**
+     * The operator around RouteEvents: emits the block of accepted documents before every
+     * checkpoint barrier (a block lives on the heap, never in a checkpoint, so a restore replays
+     * exactly what no committed block holds) and at the end of input.
+     */
+    public static final class Operator extends ProcessOperator<RowData, RowData> {
+        private static final long serialVersionUID = 1L;
+        private final RouteEvents route;
+
+        public Operator(RouteEvents route) {
+            super(route);
+            this.route = route;
+        }
+
+        @Override
+        public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+            super.prepareSnapshotPreBarrier(checkpointId);
+            emitBlock();
+        }
+
+        @Override
+        public void finish() throws Exception {
+            emitBlock();
+            super.finish();
+        }
+
+        private void emitBlock() {
+            RowData block = route.takeBlock();
+            if (block != null) {
+                output.collect(new StreamRecord<>(block));
+            }
+        }
     }
 
     private static StringData copy(StringData s) {

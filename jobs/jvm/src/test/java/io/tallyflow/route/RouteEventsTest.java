@@ -2,6 +2,7 @@ package io.tallyflow.route;
 
 import static io.tallyflow.TestRows.event;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -54,7 +55,7 @@ class RouteEventsTest {
     }
 
     private static OneInputStreamOperatorTestHarness<RowData, RowData> harness() throws Exception {
-        return new OneInputStreamOperatorTestHarness<>(new ProcessOperator<>(
+        return new OneInputStreamOperatorTestHarness<>(new RouteEvents.Operator(
                 new RouteEvents(METERED, new RouteEvents.In(TestRows.CLASSIFIED), SPEC)));
     }
 
@@ -66,9 +67,12 @@ class RouteEventsTest {
                     Map.of("gb", "1.500000000000", AWKWARD, "0.000000000001"), Map.of("region", AWKWARD), 7);
             h.processElement(classified(e, "too_late"), 0);
             h.processElement(classified(e, "conflict"), 0);
+            h.prepareSnapshotPreBarrier(1L);  // the accepted block leaves before the barrier
             List<RowData> out = h.extractOutputValues();
-            assertEquals(List.of("accepted", "late", "duplicates"),
+            assertEquals(List.of("late", "duplicates", "accepted"),
                     out.stream().map(r -> r.getString(0).toString()).toList());
+            assertEquals(JSON.readTree(out.get(0).getBinary(2)), JSON.readTree(out.get(2).getBinary(2)));
+            out = List.of(out.get(2), out.get(0), out.get(1));
             JsonNode doc = JSON.readTree(out.get(0).getBinary(2));
             assertEquals(AWKWARD, doc.get("customer_id").asText());
             assertEquals("id-" + AWKWARD, doc.get("event_id").asText());
@@ -157,6 +161,49 @@ class RouteEventsTest {
             }
             assertEquals(7, seen.size());
         }
+    }
+
+    /** Accepted documents leave in blocks: newline-separated, never over BLOCK_BYTES unless one
+     * document is, emitted when full, before every checkpoint barrier and at the end of input. */
+    @Test
+    void acceptedDocumentsLeaveInBlocks() throws Exception {
+        try (var h = harness()) {
+            h.open();
+            String big = "x".repeat(1000);
+            int n = 0;
+            for (; n < 1200; n++) {  // about 1.3 MB of documents
+                h.processElement(classified(event("c", "e" + n, "api", "2026-10-05T10:00:00Z", Map.of(),
+                        Map.of("pad", big), n), "on_time"), 0);
+            }
+            List<byte[]> full = blocks(h);
+            assertEquals(2, full.size(), "two full blocks before any barrier");
+            for (byte[] b : full) {
+                assertTrue(b.length <= RouteEvents.BLOCK_BYTES && b.length > RouteEvents.BLOCK_BYTES - 1200);
+            }
+            h.prepareSnapshotPreBarrier(1L);
+            h.processElement(classified(event("c", "last", "api", "2026-10-05T10:00:00Z", Map.of(), Map.of(), n),
+                    "adjust"), 0);
+            h.endInput();
+            h.getOneInputOperator().finish();
+            List<byte[]> all = blocks(h);
+            assertEquals(4, all.size(), "the rest before the barrier, the last document at the end");
+            List<String> ids = new ArrayList<>();
+            for (byte[] b : all) {
+                assertTrue(b[b.length - 1] == '}', "no trailing separator");
+                for (String line : new String(b, StandardCharsets.UTF_8).split("\n", -1)) {
+                    ids.add(JSON.readTree(line).get("event_id").asText());
+                }
+            }
+            assertEquals(n + 1, ids.size());
+            assertEquals("e0", ids.get(0));
+            assertEquals("last", ids.get(n));
+            assertEquals(n + 1, new java.util.HashSet<>(ids).size());
+        }
+    }
+
+    private static List<byte[]> blocks(OneInputStreamOperatorTestHarness<RowData, RowData> h) {
+        return h.extractOutputValues().stream().filter(r -> r.getString(0).toString().equals("accepted"))
+                .map(r -> r.getBinary(2)).toList();
     }
 
     @Test
