@@ -173,7 +173,10 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
                 if (block.length() > 0 && block.length() + 1 + doc.length() > BLOCK_BYTES) {
                     out.collect(takeBlock());
                 }
-                (block.length() > 0 ? block.ch('\n') : block).append(doc);
+                if (block.length() > 0) {
+                    block.ch('\n');
+                }
+                block.append(doc);
                 if (kind.equals("too_late")) {
                     out.collect(sinkRow(LATE, doc.toBytes(), in));
                 }
