@@ -18,12 +18,15 @@ BENCH_SECONDS ?= 60
 DEMO_CUSTOMERS ?= 10
 
 SERVE_ADDRESS ?= 127.0.0.1:8900
-DEMO_TOKEN_FILE := .tallyflow/admin-token
+# The runtime home (settings.py's default when TALLYFLOW_HOME is unset); the demo's operator token lives there.
+HOME_DIR := $(or $(TALLYFLOW_HOME),.tallyflow)
+DEMO_TOKEN_FILE := $(HOME_DIR)/admin-token
 # Debian packages the tests drive: Chromium and ChromeDriver (dashboard tests), promtool (rules),
 # openssl (the schema registry test's TLS certificate).
 DEBIAN_PACKAGES := chromium chromium-driver prometheus openssl
 
-.PHONY: jvm-archive setup demo serve test test-unit test-integration test-jvm lint bench chaos chaos-cluster clean stack-down
+.PHONY: jvm-archive setup python demo demo-access serve test test-unit test-integration test-jvm lint bench chaos chaos-cluster \
+	clean stack-down
 
 setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar $(WARM_GATEWAY_JAR) build/.debian \
 	jvm-archive
@@ -41,6 +44,9 @@ build/.debian:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
 	fi
 	mkdir -p build && touch $@
+
+# The Python environment alone: what `make test-unit` needs.
+python: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml jobs/tallyflow/wire/_fastevent.c
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (set PYTHON=...)"; exit 1; }
@@ -81,7 +87,11 @@ demo: setup
 		--duplicate-rate 0.02 --late-rate 0.01 --period $(PERIOD)
 	$(TALLYFLOW) run --catalog deploy/demo/catalog.yaml --bounded
 	$(TALLYFLOW) invoice --period $(PERIOD)
-	@test -s $(DEMO_TOKEN_FILE) || $(PY) -c 'import secrets; print(secrets.token_urlsafe(24))' > $(DEMO_TOKEN_FILE)
+	@$(MAKE) -s demo-access
+
+# The demo's last step: the operator token (0600, under TALLYFLOW_HOME), a customer token and where to use them.
+demo-access: $(VENV)/.installed
+	@$(PY) -m tallyflow.private_files $(DEMO_TOKEN_FILE)
 	@TOKEN=$$($(TALLYFLOW) token create --customer cust_001); \
 	echo; \
 	echo "Serve the demo's store with:  make serve"; \
@@ -105,8 +115,9 @@ test: setup lint test-jvm
 test-jvm: setup
 	$(MVN) -f jobs/jvm/pom.xml test
 
-test-unit: setup
-	$(PY) -m pytest -q tests/unit
+# The quick tier: only the Python environment (no broker, Maven, Debian packages or JVM archive).
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration

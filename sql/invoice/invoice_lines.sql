@@ -2,12 +2,15 @@
 -- computed from the raw accepted events (events FINAL), never from windows, so non-additive
 -- meters are exact and late events count in their own period.
 -- Parameters: period_start, period_end (the calendar month, UTC), customer ('' = all), digest
--- (the catalog to price with; '' = the one applied last).
+-- (the catalog to price with; '' = the one applied last), and the aggregation registry of
+-- jobs/tallyflow/core/aggregations.py as parallel arrays (aggregations, period_rules, levels), so
+-- this query applies each meter's period rule without naming an aggregation itself.
 -- Pricing follows docs/catalog.md and matches jobs/tallyflow/core/pricing.py (tests/vectors/):
 --   B = max(0, U - included_units); per_unit B*p; graduated sums tiers (first tier always
 --   reached); volume prices all of B at its tier; package ceil(B/size)*price; staircase the
---   step price. Each line is rounded half-up to the currency's minor units; the minimum
---   commitment true-up compares against the sum of the rounded lines.
+--   step price. Each model is written once, as its breakdown; the amount is the breakdown's sum.
+--   Each line is rounded half-up to the currency's minor units; the minimum commitment true-up
+--   compares against the sum of the rounded lines.
 -- Segments: a subscription that covers part of the period, and each plan version with
 -- apply: immediately that takes effect inside it, start a segment; each segment is priced as its
 -- own period (tiers restart), base fee and minimum prorated by its share of the period.
@@ -72,7 +75,9 @@ WITH
                c.unit_price AS unit_price, c.package_size AS package_size, c.package_price AS package_price,
                c.tier_up_to AS tier_up_to, c.tier_unit_price AS tier_unit_price, c.tier_flat_fee AS tier_flat_fee,
                c.step_up_to AS step_up_to, c.step_price AS step_price,
-               m.event_type AS event_type, m.aggregation AS aggregation, m.value_key AS value_key
+               m.event_type AS event_type, m.value_key AS value_key,
+               transform(m.aggregation, {aggregations:Array(String)}, {period_rules:Array(String)}, '') AS rule,
+               transform(m.aggregation, {aggregations:Array(String)}, {levels:Array(Float64)}, toFloat64(0)) AS level
         FROM plans AS pl
         INNER JOIN catalog_charges AS c
             ON c.plan_id = pl.plan_id AND c.version = pl.version AND c.catalog_digest = digest
@@ -84,7 +89,7 @@ WITH
         -- Count, sum, max and unique_count (of a dimension, part of the key) over these rows are
         -- exact, and the charges' filters then test a few rows per customer instead of every event
         -- (10M events of 10,000 customers: 120,000 rows). Events of a type that a latest or
-        -- quantile charge reads stay one row each (their id and time join the key): those need
+        -- quantile rule reads stay one row each (their id and time join the key): those need
         -- every value. The segment is the customer's last one starting at or before the event
         -- (ASOF: one customer's subscriptions never overlap, so neither do its segments).
         SELECT e.customer_id AS customer_id, e.event_type AS event_type, e.dimensions AS dimensions,
@@ -92,7 +97,7 @@ WITH
                any(e.`values`) AS v_one, any(e.event_time) AS t_one, any(e.event_id) AS id_one
         FROM (
             SELECT customer_id, event_id, event_type, event_time, `values`, dimensions,
-                   event_type IN (SELECT event_type FROM charges WHERE aggregation IN ('latest', 'p95', 'p99')) AS one_each
+                   event_type IN (SELECT event_type FROM charges WHERE rule IN ('latest', 'quantile')) AS one_each
             FROM events FINAL
             -- The month's partition only; for one customer, only its part of the primary key.
             WHERE event_time >= ps AND event_time < pe AND ({customer:String} = '' OR customer_id = {customer:String})
@@ -104,20 +109,20 @@ WITH
                  if(e.one_each, e.event_id, ''), if(e.one_each, e.event_time, ps)
     ),
     usage AS (
-        -- U per charge: the meter's aggregation over the segment's folded rows that pass the
+        -- U per charge: the meter's period rule over the segment's folded rows that pass the
         -- filter. The folded rows are the probe side and the charges (a few per customer) the
-        -- hash table; each aggregate takes only the rows of charges that use it.
+        -- hash table; each aggregate takes only the rows of charges whose rule uses it. A quantile
+        -- is the element at index floor(level x n) of the sorted values (quantileExact's rule).
         SELECT ch.customer_id AS customer_id, ch.seg_start AS seg_start, ch.charge_index AS charge_index,
-               any(ch.aggregation) AS aggregation,
+               any(ch.rule) AS rule, any(ch.level) AS level,
                sum(f.n) AS n_events,
-               sumIf(f.v_sum[ch.value_key], mapContains(f.v_sum, ch.value_key) AND ch.aggregation = 'sum') AS v_sum,
-               maxIf(f.v_max[ch.value_key], mapContains(f.v_max, ch.value_key) AND ch.aggregation = 'max') AS v_max,
+               sumIf(f.v_sum[ch.value_key], mapContains(f.v_sum, ch.value_key) AND ch.rule = 'sum') AS v_sum,
+               maxIf(f.v_max[ch.value_key], mapContains(f.v_max, ch.value_key) AND ch.rule = 'max') AS v_max,
                uniqExactIf(f.dimensions[ch.value_key],
-                           mapContains(f.dimensions, ch.value_key) AND ch.aggregation = 'unique_count') AS v_unique,
+                           mapContains(f.dimensions, ch.value_key) AND ch.rule = 'distinct') AS v_distinct,
                argMaxIf(f.v_one[ch.value_key], (f.t_one, f.id_one),
-                        (mapContains(f.v_one, ch.value_key) AS has_one) AND ch.aggregation = 'latest') AS v_latest,
-               quantileExactIf(0.95)(f.v_one[ch.value_key], has_one AND ch.aggregation = 'p95') AS v_p95,
-               quantileExactIf(0.99)(f.v_one[ch.value_key], has_one AND ch.aggregation = 'p99') AS v_p99
+                        (mapContains(f.v_one, ch.value_key) AS has_one) AND ch.rule = 'latest') AS v_latest,
+               arraySort(groupArrayIf(f.v_one[ch.value_key], has_one AND ch.rule = 'quantile')) AS v_sorted
         FROM folded AS f
         INNER JOIN charges AS ch
             ON f.customer_id = ch.customer_id AND f.event_type = ch.event_type AND f.seg_start = ch.seg_start
@@ -127,13 +132,13 @@ WITH
     quantities AS (
         SELECT ch.*,
                toDecimal256(multiIf(
-                   u.aggregation = 'count', toDecimal128(u.n_events, 12),
-                   u.aggregation = 'sum', toDecimal128(u.v_sum, 12),
-                   u.aggregation = 'max', toDecimal128(u.v_max, 12),
-                   u.aggregation = 'unique_count', toDecimal128(u.v_unique, 12),
-                   u.aggregation = 'latest', toDecimal128(u.v_latest, 12),
-                   u.aggregation = 'p95', toDecimal128(u.v_p95, 12),
-                   u.aggregation = 'p99', toDecimal128(u.v_p99, 12),
+                   u.rule = 'count', toDecimal128(u.n_events, 12),
+                   u.rule = 'sum', toDecimal128(u.v_sum, 12),
+                   u.rule = 'max', toDecimal128(u.v_max, 12),
+                   u.rule = 'distinct', toDecimal128(u.v_distinct, 12),
+                   u.rule = 'latest', toDecimal128(u.v_latest, 12),
+                   u.rule = 'quantile', toDecimal128(
+                       u.v_sorted[least(toUInt64(floor(u.level * length(u.v_sorted))) + 1, length(u.v_sorted))], 12),
                    toDecimal128(0, 12)), 12) AS quantity,
                greatest(quantity - toDecimal256(ch.included_units, 12), toDecimal256(0, 12)) AS billable,
                arrayMap(x -> toDecimal256(ifNull(x, 0), 12), ch.tier_up_to) AS t_up,
@@ -146,18 +151,10 @@ WITH
                arrayFirstIndex(i -> isNull(ch.step_up_to[i]) OR billable <= s_up[i], arrayEnumerate(s_up)) AS s_index,
                if(ch.model = 'package', floor(billable / toDecimal256(ch.package_size, 12)), toDecimal256(0, 12)) AS pk_floor,
                -- Whole packages: floor of the quotient, plus one for any remainder (exact, no rounding).
-               pk_floor + if(billable > pk_floor * toDecimal256(ifNull(ch.package_size, 0), 12), 1, 0) AS packages,
-               multiIf(
-                   ch.model = 'per_unit', billable * toDecimal256(ch.unit_price, 12),
-                   ch.model = 'graduated', arraySum(i -> t_units[i] * toDecimal256(ch.tier_unit_price[i], 12)
-                       + if(i = 1 OR t_units[i] > 0, toDecimal256(ch.tier_flat_fee[i], 24), toDecimal256(0, 24)),
-                       arrayEnumerate(t_up)),
-                   ch.model = 'volume', billable * toDecimal256(ch.tier_unit_price[t_index], 12)
-                       + toDecimal256(ch.tier_flat_fee[t_index], 24),
-                   ch.model = 'package', packages * toDecimal256(ch.package_price, 12),
-                   ch.model = 'staircase', toDecimal256(ch.step_price[s_index], 24),
-                   toDecimal256(0, 24)) AS amount_exact,
-               -- The tiers or steps behind the amount: (index, '', units, unit price, flat fee, amount).
+               -- (package_size is NULL on other models: the quotient is NULL there, never a division by 0.)
+               ifNull(pk_floor + if(billable > pk_floor * toDecimal256(ifNull(ch.package_size, 0), 12), 1, 0), 0) AS packages,
+               -- Each model once: the tiers, step, packages or units behind the amount, as
+               -- (index, '', units, unit price, flat fee, amount); the amount is their sum.
                multiIf(
                    ch.model = 'graduated', arrayFilter(x -> x.1 = 1 OR x.3 > 0, arrayMap(i -> (toUInt32(i), '',
                        toDecimal256(t_units[i], 24), toDecimal256(ch.tier_unit_price[i], 24),
@@ -167,13 +164,19 @@ WITH
                        arrayEnumerate(t_up))),
                    ch.model = 'volume', [(toUInt32(t_index), '', toDecimal256(billable, 24),
                        toDecimal256(ch.tier_unit_price[t_index], 24), toDecimal256(ch.tier_flat_fee[t_index], 24),
-                       toDecimal256(amount_exact, 24))],
+                       toDecimal256(billable * toDecimal256(ch.tier_unit_price[t_index], 12)
+                           + toDecimal256(ch.tier_flat_fee[t_index], 24), 24))],
                    ch.model = 'staircase', [(toUInt32(s_index), '', toDecimal256(billable, 24), toDecimal256(0, 24),
-                       toDecimal256(ch.step_price[s_index], 24), toDecimal256(amount_exact, 24))],
+                       toDecimal256(ch.step_price[s_index], 24), toDecimal256(ch.step_price[s_index], 24))],
                    ch.model = 'package', [(toUInt32(1), '', toDecimal256(packages, 24),
-                       toDecimal256(ch.package_price, 24), toDecimal256(0, 24), toDecimal256(amount_exact, 24))],
-                   [(toUInt32(1), '', toDecimal256(billable, 24), toDecimal256(ifNull(ch.unit_price, 0), 24),
-                       toDecimal256(0, 24), toDecimal256(amount_exact, 24))]) AS breakdown
+                       toDecimal256(ifNull(ch.package_price, 0), 24), toDecimal256(0, 24),
+                       toDecimal256(packages * toDecimal256(ifNull(ch.package_price, 0), 12), 24))],
+                   ch.model = 'per_unit', [(toUInt32(1), '', toDecimal256(billable, 24),
+                       toDecimal256(ifNull(ch.unit_price, 0), 24), toDecimal256(0, 24),
+                       toDecimal256(billable * toDecimal256(ifNull(ch.unit_price, 0), 12), 24))],
+                   CAST([], 'Array(Tuple(UInt32, String, Decimal(76, 24), Decimal(76, 24), Decimal(76, 24), Decimal(76, 24)))')
+               ) AS breakdown,
+               arraySum(x -> x.6, breakdown) AS amount_exact
         FROM charges AS ch
         LEFT JOIN usage AS u
             ON u.customer_id = ch.customer_id AND u.seg_start = ch.seg_start AND u.charge_index = ch.charge_index

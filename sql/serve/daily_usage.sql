@@ -1,30 +1,44 @@
 -- serve/daily_usage: one customer's usage per UTC day and meter (of the catalog in force), from the
 -- accepted events themselves (every lateness class, so the days add up to what invoices bill).
--- quantity follows the meter's aggregation over the day: count and sum add up, max is the day's
--- maximum, unique_count counts distinct values, latest is the day's last value, p95/p99 the day's
--- percentile (exact). Parameters: customer, from_day, to_day (inclusive).
+-- quantity is the meter's period rule applied to the day's events: the aggregation registry of
+-- jobs/tallyflow/core/aggregations.py arrives as parallel arrays (aggregations, period_rules,
+-- levels), so this query names no aggregation; the rules are the invoice's
+-- (sql/invoice/invoice_lines.sql): latest breaks ties on event time by the larger event id, a
+-- quantile is the element at index floor(level x n) of the sorted values, and an aggregation
+-- without a rule is refused, never priced as another. Parameters: customer, from_day, to_day
+-- (inclusive), and the registry.
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
     (SELECT catalog_digest FROM catalog_in_force) AS digest,
     meters AS (
-        SELECT meter_id, event_type, aggregation, value_key FROM catalog_meters WHERE catalog_digest = digest
+        SELECT meter_id, event_type, aggregation, value_key,
+               transform(aggregation, {aggregations:Array(String)}, {period_rules:Array(String)}, '') AS rule,
+               transform(aggregation, {aggregations:Array(String)}, {levels:Array(Float64)}, toFloat64(0)) AS level
+        FROM catalog_meters WHERE catalog_digest = digest
     )
-SELECT toDate(e.event_time) AS day, m.meter_id AS meter_id, any(m.aggregation) AS aggregation,
-       count() AS events,
-       toString(multiIf(
-           any(m.aggregation) = 'count', toDecimal128(count(), 12),
-           any(m.aggregation) = 'sum', sum(e.`values`[m.value_key]),
-           any(m.aggregation) = 'max', max(e.`values`[m.value_key]),
-           any(m.aggregation) = 'unique_count', toDecimal128(uniqExactIf(e.dimensions[m.value_key],
-                                                            mapContains(e.dimensions, m.value_key)), 12),
-           any(m.aggregation) = 'latest', argMax(e.`values`[m.value_key], e.event_time),
-           any(m.aggregation) = 'p95', toDecimal128(quantileExact(0.95)(e.`values`[m.value_key]), 12),
-           toDecimal128(quantileExact(0.99)(e.`values`[m.value_key]), 12))) AS quantity
-FROM events AS e FINAL
-INNER JOIN meters AS m ON m.event_type = e.event_type
-WHERE e.customer_id = {customer:String}
-  AND e.event_time >= toDateTime64({from_day:Date}, 3, 'UTC')
-  AND e.event_time < toDateTime64({to_day:Date} + 1, 3, 'UTC')
-  AND (m.aggregation IN ('count', 'unique_count') OR mapContains(e.`values`, m.value_key))
-GROUP BY day, meter_id
+SELECT day, meter_id, aggregation, events, quantity
+FROM (
+    SELECT toDate(e.event_time) AS day, m.meter_id AS meter_id, any(m.aggregation) AS aggregation,
+           count() AS events, any(m.rule) AS day_rule,
+           arraySort(groupArrayIf(e.`values`[m.value_key], m.rule = 'quantile')) AS sorted,
+           toString(multiIf(
+               day_rule = 'count', toDecimal128(count(), 12),
+               day_rule = 'sum', sum(e.`values`[m.value_key]),
+               day_rule = 'max', max(e.`values`[m.value_key]),
+               day_rule = 'distinct', toDecimal128(uniqExact(e.dimensions[m.value_key]), 12),
+               day_rule = 'latest', argMax(e.`values`[m.value_key], (e.event_time, e.event_id)),
+               day_rule = 'quantile',
+                   sorted[least(toUInt64(floor(any(m.level) * length(sorted))) + 1, length(sorted))],
+               toDecimal128(throwIf(day_rule = '', 'an aggregation without a period rule'), 12))) AS quantity
+    FROM events AS e FINAL
+    INNER JOIN meters AS m ON m.event_type = e.event_type
+    WHERE e.customer_id = {customer:String}
+      AND e.event_time >= toDateTime64({from_day:Date}, 3, 'UTC')
+      AND e.event_time < toDateTime64({to_day:Date} + 1, 3, 'UTC')
+      -- An event without the meter's value (or, for distinct, its dimension) is not the meter's.
+      AND multiIf(m.rule = 'count', true,
+                  m.rule = 'distinct', mapContains(e.dimensions, m.value_key),
+                  mapContains(e.`values`, m.value_key))
+    GROUP BY day, meter_id
+)
 ORDER BY day, meter_id

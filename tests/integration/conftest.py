@@ -116,21 +116,6 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         subprocess.run([*TALLYFLOW, "stack", "down"], env=env, capture_output=True, text=True, cwd=REPO_ROOT)
 
 
-@pytest.fixture(scope="session")
-def clickhouse_client(tmp_path_factory: pytest.TempPathFactory):
-    """ClickHouse for tests that query it in-process: the server of TALLYFLOW_CLICKHOUSE_URL, else one
-    chdb store for the whole session (an embedded engine opens a single path per process)."""
-    from tallyflow.land import clickhouse
-    from tallyflow.settings import Settings
-
-    mp = pytest.MonkeyPatch()
-    if not os.environ.get("TALLYFLOW_CLICKHOUSE_URL"):
-        mp.setenv("TALLYFLOW_CLICKHOUSE_URL", f"chdb://{tmp_path_factory.mktemp('in-process-ch')}")
-    client = clickhouse.ready(Settings.from_env())
-    yield client
-    mp.undo()
-
-
 class Tallyflow:
     """Runs the real CLI against the session's services with this test's topics and store."""
 

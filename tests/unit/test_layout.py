@@ -15,6 +15,7 @@ LAYERS = {
     "settings": 0,
     "faults": 0,
     "progress": 0,
+    "private_files": 0,
     "core": 1,
     "wire": 2,
     "ingest": 3,

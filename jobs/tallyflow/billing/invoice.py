@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.billing.collector import collector_paused
+from tallyflow.core import aggregations
 from tallyflow.core.periods import iso_utc, month_bounds, plain
 from tallyflow.errors import UserError
 from tallyflow.land import clickhouse
@@ -145,6 +146,19 @@ class Invoice:
         }
 
 
+def line_parameters(period: str, customer: str | None = None, digest: str = "") -> dict:
+    """The parameters of sql/invoice/invoice_lines.sql: the period's bounds, the customer ('' =
+    all), the catalog digest ('' = the one applied last) and the aggregation registry."""
+    start, end = month_bounds(period)
+    return {
+        "period_start": start.replace(tzinfo=None),
+        "period_end": end.replace(tzinfo=None),
+        "customer": customer or "",
+        "digest": digest,
+        **aggregations.sql_parameters(),
+    }
+
+
 def _priced(
     client: Client,
     period: str,
@@ -154,17 +168,11 @@ def _priced(
 ) -> dict[str, Invoice]:
     """Draft invoices priced by sql/invoice/invoice_lines.sql; `catalog_tables` stand in for the
     stored catalog (shadow pricing)."""
-    start, end = month_bounds(period)
     with collector_paused():
         rows = clickhouse.query(
             client,
             "invoice/invoice_lines",
-            {
-                "period_start": start.replace(tzinfo=None),
-                "period_end": end.replace(tzinfo=None),
-                "customer": customer or "",
-                "digest": digest,
-            },
+            line_parameters(period, customer, digest),
             tables=catalog_tables,
             tuples=True,
         )

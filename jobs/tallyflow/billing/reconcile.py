@@ -70,10 +70,7 @@ def _dec(v) -> Decimal:
 def run(client: Client, period: str) -> dict:
     start, end = month_bounds(period)
     params = {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None)}
-    rules = {
-        "aggregations": list(aggregations.REGISTRY),
-        "per_event": [a.per_event for a in aggregations.REGISTRY.values()],
-    }
+    rules = aggregations.sql_parameters()
     checks: list[Check] = []
     too_late: dict[tuple[str, str], int] = defaultdict(int)
     metered: dict[tuple[str, str], Decimal] = defaultdict(Decimal)

@@ -1,9 +1,9 @@
 """The meter aggregations, one registry for every place that applies them.
 
-Each aggregation says what the job's router (jobs/jvm RouteEvents) emits for one event, whether
-windows can be summed into the period (additive: count and sum, the only ones credits can
-price), whether the stream rates it per window, and how the period quantity U comes from the raw
-events (`period_quantity`, the invoice rule the SQL in sql/invoice/invoice_lines.sql implements).
+Each aggregation says what the job's router (jobs/jvm RouteEvents) emits for one event
+(`per_event`), how windows combine into the period (`window_rule`: added, their maximum, or not
+at all), and how the period quantity U comes from the raw events (`period_rule`, which
+`period_quantity` applies here and every SQL that aggregates applies through `sql_parameters`).
 The router receives each meter's `per_event` rule in its meter spec (stream/graph.py meter_spec),
 so it never names an aggregation itself; tests/vectors/aggregations.json holds the Python, the
 SQL and the Java router to the same answers.
@@ -23,27 +23,48 @@ ZERO = Decimal(0)
 @dataclass(frozen=True)
 class Aggregation:
     name: str
-    additive: bool  # the period value is the sum of the windows' values
     value_from: str  # "values" (a decimal), "dimensions" (a string) or "" (count takes none)
     per_event: str  # what the router emits per event: one | one_if_dimension | value
-    rated_from_windows: bool  # the stream prices each window (rated records); else invoice time only
+    period_rule: str  # how the period's events make U: count | sum | max | distinct | latest | quantile
+    window_rule: str  # how windows make U: "add", "max", or "" (only the raw events can)
     level: float | None = None  # the quantile of p95 / p99
+
+    @property
+    def additive(self) -> bool:
+        """The period value is the sum of the windows' values (the only kind credits can price)."""
+        return self.window_rule == "add"
+
+    @property
+    def rated_from_windows(self) -> bool:
+        """The stream prices each window (rated records); else invoice time only."""
+        return bool(self.window_rule)
 
 
 REGISTRY: dict[str, Aggregation] = {
     a.name: a
     for a in (
-        Aggregation("count", True, "", "one", True),
-        Aggregation("sum", True, "values", "value", True),
-        Aggregation("max", False, "values", "value", True),
-        Aggregation("unique_count", False, "dimensions", "one_if_dimension", False),
-        Aggregation("latest", False, "values", "value", False),
-        Aggregation("p95", False, "values", "value", False, 0.95),
-        Aggregation("p99", False, "values", "value", False, 0.99),
+        Aggregation("count", "", "one", "count", "add"),
+        Aggregation("sum", "values", "value", "sum", "add"),
+        Aggregation("max", "values", "value", "max", "max"),
+        Aggregation("unique_count", "dimensions", "one_if_dimension", "distinct", ""),
+        Aggregation("latest", "values", "value", "latest", ""),
+        Aggregation("p95", "values", "value", "quantile", "", 0.95),
+        Aggregation("p99", "values", "value", "quantile", "", 0.99),
     )
 }
 NAMES = tuple(REGISTRY)
 ADDITIVE = tuple(name for name, a in REGISTRY.items() if a.additive)
+
+
+def sql_parameters() -> dict[str, list]:
+    """The registry as the parallel arrays every SQL that aggregates takes (sql/invoice,
+    sql/serve/daily_usage, sql/reconcile/metering), so no SQL names an aggregation itself."""
+    return {
+        "aggregations": list(REGISTRY),
+        "per_event": [a.per_event for a in REGISTRY.values()],
+        "period_rules": [a.period_rule for a in REGISTRY.values()],
+        "levels": [a.level or 0.0 for a in REGISTRY.values()],
+    }
 
 
 def of(meter: Meter) -> Aggregation:
@@ -77,19 +98,20 @@ def period_quantity(meter: Meter, charge: Charge, events: Iterable[dict]) -> Dec
         if e["event_type"] == meter.event_type and all(e.get("dimensions", {}).get(k) == v for k, v in charge.filter)
     ]
     agg = of(meter)
-    if agg.name == "count":
+    if agg.period_rule == "count":
         return Decimal(len(rows))
-    if agg.name == "unique_count":
+    if agg.period_rule == "distinct":
         return Decimal(len({e["dimensions"][meter.value] for e in rows if meter.value in e.get("dimensions", {})}))
     valued = [(e, Decimal(e["values"][meter.value])) for e in rows if meter.value in e.get("values", {})]
     if not valued:
         return ZERO
     vals = [v for _, v in valued]
-    if agg.name == "sum":
+    if agg.period_rule == "sum":
         return sum(vals, ZERO)
-    if agg.name == "max":
+    if agg.period_rule == "max":
         return max(vals)
-    if agg.name == "latest":
+    if agg.period_rule == "latest":
         return max(valued, key=lambda ev: (ev[0]["event_time"], ev[0]["event_id"]))[1]
-    assert agg.level is not None
-    return quantile_exact(vals, agg.level)
+    if agg.period_rule == "quantile" and agg.level is not None:
+        return quantile_exact(vals, agg.level)
+    raise ValueError(f"aggregation {agg.name}: no period rule {agg.period_rule!r}")

@@ -123,7 +123,7 @@ class Rater:
             key = f"{plan.version}|{iso_utc(segment_start)}|{i}"
             before = Decimal(positions[key]) if key in positions else None
             base = before or Decimal(0)
-            after = max(base, max_quantity) if meter.aggregation == "max" else base + quantity
+            after = max(base, max_quantity) if aggregations.of(meter).window_rule == "max" else base + quantity
             positions[key] = str(after)
             amount = self._price(charge, after) - (self._price(charge, before) if before is not None else 0)
             out.append(
@@ -138,7 +138,7 @@ class Rater:
                     charge.model,
                     iso_utc(window_start),
                     iso_utc(window_end),
-                    plain(quantity if meter.aggregation != "max" else max_quantity),
+                    plain(max_quantity if aggregations.of(meter).window_rule == "max" else quantity),
                     plain(after),
                     plain(amount),
                     charge.model in RATED_MODELS_PROVISIONAL,

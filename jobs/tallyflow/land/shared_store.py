@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tallyflow import private_files
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -71,12 +72,10 @@ class ReadServer:
         self._turn = threading.Lock()  # one read at a time, within the budget
         self._next_read = 0.0
         if self.path is not None:
-            tmp = self.path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             host, port = self.listener.address
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"host": host, "port": port, "key": self.key.hex(), "pid": os.getpid()}, fh)
-            tmp.replace(self.path)
+            private_files.write(
+                self.path, json.dumps({"host": host, "port": port, "key": self.key.hex(), "pid": os.getpid()})
+            )
         threading.Thread(target=self._accept, name="tallyflow-reads", daemon=True).start()
 
     def _accept(self) -> None:

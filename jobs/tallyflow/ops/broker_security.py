@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tallyflow import private_files
 from tallyflow.errors import UserError
 
 MECHANISM = "SCRAM-SHA-512"
@@ -37,7 +38,7 @@ class BrokerSecurity:
         if name not in known:
             known[name] = secrets.token_urlsafe(18)
             self.tls.mkdir(parents=True, exist_ok=True)
-            _write_private(self.secrets_file, "".join(f"{k}={v}\n" for k, v in known.items()))
+            private_files.write(self.secrets_file, "".join(f"{k}={v}\n" for k, v in known.items()))
         return known[name]
 
     def ensure(self) -> None:
@@ -48,7 +49,7 @@ class BrokerSecurity:
             "org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="{CLIENT_USER}" password="{self.secret(CLIENT_USER)}";'
         )
-        _write_private(
+        private_files.write(
             self.client_properties,
             "# Written by `tallyflow stack up --security sasl_ssl` for the project's own clients.\n"
             "security.protocol=SASL_SSL\n"
@@ -168,11 +169,3 @@ def _read(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)

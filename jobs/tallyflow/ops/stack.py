@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tallyflow import private_files
 from tallyflow.errors import UserError
 from tallyflow.ops.broker_security import BrokerSecurity
 from tallyflow.settings import REPO_ROOT, Settings
@@ -212,18 +213,16 @@ def up(settings: Settings, wait_seconds: float = 60.0, security: str | None = No
 def _start(settings: Settings, paths: BrokerPaths, security: BrokerSecurity | None) -> int:
     cp = _classpath(settings)
     paths.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
-    with os.fdopen(fd, "w") as f:
-        f.write(_server_properties(settings, paths, security))
+    private_files.write(paths.config, _server_properties(settings, paths, security))  # it may hold passwords
     paths.log4j.write_text(LOG4J)
     java = [_java(), f"-Dlog4j2.configurationFile={paths.log4j}", "-cp", cp]
     if not (paths.data / "meta.properties").exists():
         args = ["kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22], "-c", str(paths.config)]
         # The SCRAM users' passwords go through a java @argfile (0600), never the command line.
         argfile = paths.root / "format.args"
-        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(f'"{a}"' for a in [*args, *(security.format_arguments() if security else [])]))
+        private_files.write(
+            argfile, "\n".join(f'"{a}"' for a in [*args, *(security.format_arguments() if security else [])])
+        )
         try:
             fmt = subprocess.run([*java, f"@{argfile}"], capture_output=True, text=True)
         finally:

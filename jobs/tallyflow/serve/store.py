@@ -24,6 +24,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from tallyflow.billing import balance, invoice, usage
+from tallyflow.core import aggregations
 from tallyflow.core import catalog as catalog_mod
 from tallyflow.core.periods import iso_utc, month_bounds, period_of
 from tallyflow.errors import UserError
@@ -224,7 +225,9 @@ class Store:
     def daily(self, customer: str, start: str, end: str) -> list[dict]:
         def load(client: Any) -> list[dict]:
             rows = clickhouse.query(
-                client, "serve/daily_usage", {"customer": customer, "from_day": start, "to_day": end}
+                client,
+                "serve/daily_usage",
+                {"customer": customer, "from_day": start, "to_day": end, **aggregations.sql_parameters()},
             )
             return [
                 {

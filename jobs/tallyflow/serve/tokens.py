@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tallyflow import private_files
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -61,12 +61,7 @@ def _read(settings: Settings) -> dict[str, dict]:
 def _write(settings: Settings, store: dict[str, dict]) -> None:
     path = _path(settings)
     _loaded.pop(path, None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(store, fh, indent=1, sort_keys=True)
-    tmp.replace(path)
+    private_files.write(path, json.dumps(store, indent=1, sort_keys=True))
 
 
 def create(settings: Settings, customer: str) -> dict:

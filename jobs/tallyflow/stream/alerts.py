@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from tallyflow.core import alerts
+from tallyflow.core import aggregations, alerts
 from tallyflow.core.catalog import Catalog
 from tallyflow.core.rating import Rater
 from tallyflow.stream.rating import _ts, ttl_state
@@ -53,7 +53,9 @@ def spikes(catalog: Catalog):
                 return
             plan = found[0]
             meter = catalog.meters_by_id.get(w.meter_id)
-            quantity = Decimal(w.max_quantity if meter is not None and meter.aggregation == "max" else w.quantity)
+            quantity = Decimal(
+                w.max_quantity if meter is not None and aggregations.of(meter).window_rule == "max" else w.quantity
+            )
             state = json.loads(self.series.value() or "{}")
             signal = alerts.spike_check(
                 state,

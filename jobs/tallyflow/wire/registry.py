@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import ssl
 import urllib.error
 import urllib.request
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from tallyflow import private_files
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 from tallyflow.wire import kafka_config
@@ -65,10 +65,7 @@ class Registry:
         if self.authorization:
             digest = hashlib.sha256(self.authorization.encode()).hexdigest()[:16]
             path = settings.home / "registry" / f"authorization-{digest}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(self.authorization)
+            private_files.write(path, self.authorization)
             out["registry_auth_file"] = str(path.resolve())
         if self.ca:
             out["registry_ca"] = str(self.ca)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from tallyflow.billing import invoice
-from tallyflow.core import catalog, pricing
+from tallyflow.core import aggregations, catalog, pricing
 from tallyflow.core.events import parse_time
+from tallyflow.core.model import Charge, Meter
 from tallyflow.core.periods import month_bounds
 from tallyflow.land import catalog_store, clickhouse
 from tests.vector_cases import load, load_versions, norm
 
-pytestmark = pytest.mark.integration
 PERIOD, CATALOG, CASES = load()
 EVENT_COLUMNS = [
     "customer_id",
@@ -118,22 +118,14 @@ def test_version_in_force_sql(case, clickhouse_client):
     assert got == case.expected
 
 
+NO_FILTER = Charge(meter="", model="per_unit")
 AGGREGATIONS = json.loads((Path(__file__).parents[1] / "vectors" / "aggregations.json").read_text())
 
 
-@pytest.mark.parametrize("aggregations", ["all", "foldable"])
-def test_aggregations_sql(clickhouse_client, aggregations):
-    """The invoice SQL's period quantity of each aggregation on tests/vectors/aggregations.json.
-    With a latest or quantile charge on their type, the events are aggregated one by one; with
-    only count, sum, max and unique_count charges, they are folded per dimensions first (events of
-    one user share a row), and the quantities must not change."""
-    doc, client = AGGREGATIONS, clickhouse_client
+def _store_aggregation_vectors(client, meters: list[dict]) -> None:
+    """The vectors' events in `events` (lateness on_time) and a catalog pricing `meters` at 1 each."""
+    doc = AGGREGATIONS
     customer = doc["customer"]
-    meters = [
-        {k: m[k] for k in ("id", "event_type", "aggregation", "value") if k in m}
-        for m in doc["meters"]
-        if aggregations == "all" or m["aggregation"] in ("count", "sum", "max", "unique_count")
-    ]
     cat = catalog.parse(
         {
             "meters": meters,
@@ -164,26 +156,102 @@ def test_aggregations_sql(clickhouse_client, aggregations):
                 e["dimensions"],
                 1002,
                 1,
+                "on_time",
                 0,
                 n,
             ]
             for n, e in enumerate(doc["events"])
         ],
-        column_names=EVENT_COLUMNS,
+        column_names=[*EVENT_COLUMNS[:8], "lateness", *EVENT_COLUMNS[8:]],
         # The same block again after the DELETE above: a token of its own, or the table's
         # insert deduplication drops it.
         settings={"insert_deduplication_token": uuid.uuid4().hex},
     )
-    (inv,) = invoice.compute(client, doc["period"], customer=customer)
+
+
+def _vector_meters(only: tuple[str, ...] = aggregations.NAMES) -> list[dict]:
+    keys = ("id", "event_type", "aggregation", "value")
+    return [{k: m[k] for k in keys if k in m} for m in AGGREGATIONS["meters"] if m["aggregation"] in only]
+
+
+@pytest.mark.parametrize("which", ["all", "foldable"])
+def test_aggregations_sql(clickhouse_client, which):
+    """The invoice SQL's period quantity of each aggregation on tests/vectors/aggregations.json.
+    With a latest or quantile charge on their type, the events are aggregated one by one; with
+    only count, sum, max and unique_count charges, they are folded per dimensions first (events of
+    one user share a row), and the quantities must not change."""
+    doc = AGGREGATIONS
+    meters = _vector_meters() if which == "all" else _vector_meters(("count", "sum", "max", "unique_count"))
+    _store_aggregation_vectors(clickhouse_client, meters)
+    (inv,) = invoice.compute(clickhouse_client, doc["period"], customer=doc["customer"])
     got = {line.meter: norm(line.quantity) for line in inv.lines if line.type == "usage"}
     assert got == {m["id"]: m["period"] for m in doc["meters"] if m["id"] in got}
     assert set(got) == {m["id"] for m in meters}
 
 
+def test_daily_usage_sql_applies_each_period_rule_to_each_day(clickhouse_client):
+    """sql/serve/daily_usage.sql on the vectors: each day's quantity is the Python rule
+    (aggregations.period_quantity) over that day's events, for every aggregation, with latest's
+    tie on event time broken by the larger event id (e19 and e24 on 2026-11-22)."""
+    doc, meters = AGGREGATIONS, _vector_meters()
+    _store_aggregation_vectors(clickhouse_client, meters)
+    rows = clickhouse.query(
+        clickhouse_client,
+        "serve/daily_usage",
+        {
+            "customer": doc["customer"],
+            "from_day": "2026-11-01",
+            "to_day": "2026-11-30",
+            **aggregations.sql_parameters(),
+        },
+    )
+    got = {(str(r["day"]), r["meter_id"]): norm(r["quantity"]) for r in rows}
+    cat_meters = {m["id"]: Meter(m["id"], m["event_type"], m["aggregation"], m.get("value")) for m in meters}
+    days = sorted({e["event_time"][:10] for e in doc["events"]})
+    expected = {}
+    for day in days:
+        events = [
+            {**e, "event_time": parse_time(e["event_time"])} for e in doc["events"] if e["event_time"][:10] == day
+        ]
+        for m in cat_meters.values():
+            if any(aggregations.row_quantity(m, e) is not None for e in events if e["event_type"] == m.event_type):
+                expected[(day, m.id)] = norm(aggregations.period_quantity(m, NO_FILTER, events))
+    assert got == expected
+    assert got[("2026-11-22", "l")] == "3"  # e24, not e19
+
+
+def test_reconcile_metering_sql_counts_what_the_router_emits(clickhouse_client):
+    """sql/reconcile/metering.sql on the vectors: each meter's events and quantity are the count
+    and sum of the rows the router emits (`rows`, null for none)."""
+    doc, meters = AGGREGATIONS, _vector_meters()
+    _store_aggregation_vectors(clickhouse_client, meters)
+    start, end = month_bounds(doc["period"])
+    rows = clickhouse.query(
+        clickhouse_client,
+        "reconcile/metering",
+        {
+            "period_start": start.replace(tzinfo=None),
+            "period_end": end.replace(tzinfo=None),
+            **aggregations.sql_parameters(),
+        },
+    )
+    got = {
+        r["meter_id"]: (r["events_count"], norm(r["events_quantity"]))
+        for r in rows
+        if r["customer_id"] == doc["customer"] and r["lateness"] == "on_time"
+    }
+    expected = {
+        m["id"]: (
+            sum(1 for x in m["rows"] if x is not None),
+            norm(sum((Decimal(x) for x in m["rows"] if x is not None), Decimal(0))),
+        )
+        for m in doc["meters"]
+    }
+    assert got == expected
+
+
 def test_tuples_are_the_query_rows_and_the_collector_runs_again(invoices, clickhouse_client):
-    start, end = month_bounds(PERIOD)
-    params = {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None)}
-    params |= {"customer": "", "digest": ""}
+    params = invoice.line_parameters(PERIOD)
     as_dicts = clickhouse.query(clickhouse_client, "invoice/invoice_lines", params)
     as_tuples = clickhouse.query(clickhouse_client, "invoice/invoice_lines", params, tuples=True)
     assert len(as_tuples) == len(as_dicts) > 0  # the same store (later tests may have changed it)
