@@ -56,7 +56,8 @@ REJECTS_COLUMNS = [
 ]
 INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",
-    "input_format_skip_unknown_fields": 1,
+    # A field the table does not have is an error, never dropped (core/rows.py defines each row).
+    "input_format_skip_unknown_fields": 0,
 }
 
 
@@ -158,6 +159,8 @@ class Loader:
         except UserError:
             raise
         except Exception as e:  # ClickHouse did not take a batch: commit nothing, read it all again
+            if _refused_document(e):
+                raise UserError(f"the loader refused a record: {_first_line(e)}") from None
             self._rewind(batches, e)
             return 0
         self._outage_since = None
@@ -273,6 +276,17 @@ def with_coordinates(partition: int, offset: int, value: bytes) -> bytes:
     (events: the idempotency key)."""
     prefix = b'{"kafka_partition":%d,"kafka_offset":%d,' % (partition, offset)
     return prefix + value[1:].replace(b"\n{", b"\n" + prefix)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _refused_document(error: Exception) -> bool:
+    """A document with a field its table does not have (a row shape out of step with sql/ddl):
+    reading it again cannot help, so it stops the loader, its offsets uncommitted."""
+    return "Unknown field found while parsing" in str(error)
 
 
 def rows_in(body: bytes) -> int:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from pyflink.table import StatementSet, StreamTableEnvironment
 
-from tallyflow.core import aggregations
+from tallyflow.core import aggregations, rows
 from tallyflow.core.catalog import Catalog, Meter
 from tallyflow.settings import Settings, flink_interval
 from tallyflow.stream.environment import JobOptions, configure, restart_operator_numbering
@@ -187,19 +187,9 @@ def _credits(
         .uid("credit-drawdown")
     )
     t_env.create_temporary_view("credit_out", t_env.from_data_stream(out))
-    ts = "TO_TIMESTAMP_LTZ({0}, 3)"
-    dec = "CAST({0} AS DECIMAL(38, 12))"
-    stmts.add_insert_sql(f"""INSERT INTO {sinks.ledger}
-        SELECT customer_id, seq, kind, grant_id, meter_id, {ts.format("event_time")}, {dec.format("quantity")},
-               {dec.format("credits")}, priority, {ts.format("effective_at")}, {ts.format("expires_at")}, plan_id,
-               version, {ts.format("first_event_time")}, {ts.format("last_event_time")}, {ts.format("emitted_at")}
-        FROM credit_out WHERE `stream` = 'ledger'""")
+    stmts.add_insert_sql(f"INSERT INTO {sinks.ledger} {_credit_projection(rows.LEDGER, 'ledger')}")
     # Signals do not wait for a checkpoint: at-least-once, each with its customer's seq.
-    stmts.add_insert_sql(f"""INSERT INTO {sinks.signals}
-        SELECT customer_id, seq, kind, {ts.format("event_time")}, {dec.format("balance")}, {dec.format("granted")},
-               {dec.format("consumed")}, {dec.format("threshold")}, grant_id, reason, plan_id,
-               {ts.format("first_event_time")}, {ts.format("last_event_time")}, {ts.format("emitted_at")}
-        FROM credit_out WHERE `stream` = 'signal'""")
+    stmts.add_insert_sql(f"INSERT INTO {sinks.signals} {_credit_projection(rows.SIGNALS, 'signal')}")
     grants_topic = settings.topic(topics.GRANTS)
     stmts.add_insert_sql(f"""INSERT INTO {sinks.dlq}
         SELECT ENCODE(customer_id, 'UTF-8'), payload, MAP[
@@ -208,6 +198,13 @@ def _credits(
             'tallyflow.source.partition', ENCODE(CAST(source_partition AS STRING), 'UTF-8'),
             'tallyflow.source.offset', ENCODE(CAST(source_offset AS STRING), 'UTF-8')
         ] FROM credit_out WHERE `stream` = 'dlq'""")
+
+
+def _credit_projection(shape: rows.Shape, stream: str) -> str:
+    """The drawdown's output (epoch milliseconds and decimal strings) as the sink's row shape."""
+    cast = {"time": "TO_TIMESTAMP_LTZ(`{0}`, 3)", "decimal": "CAST(`{0}` AS DECIMAL(38, 12))"}
+    columns = ", ".join(cast.get(kind, "`{0}`").format(name) for name, kind in shape.columns)
+    return f"SELECT {columns} FROM credit_out WHERE `stream` = '{stream}'"
 
 
 def _windows(

@@ -9,9 +9,8 @@ from urllib.parse import quote
 
 from pyflink.table import StreamTableEnvironment
 
-from tallyflow.core.alerts import FIELDS as USAGE_SIGNAL_FIELDS
+from tallyflow.core import rows
 from tallyflow.core.catalog import Catalog
-from tallyflow.core.rating import FIELDS as RATED_FIELDS
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings, flink_interval
 from tallyflow.stream.environment import JobOptions
@@ -48,24 +47,10 @@ class Sinks:
     usage_signals: str = "usage_signals_sink"
 
 
+# The JSON sinks' columns, from the one definition of each row (core/rows.py).
 SINK_COLUMNS = {
-    "usage": """customer_id STRING, meter_id STRING, group_key STRING, window_start TIMESTAMP_LTZ(3),
-        window_end TIMESTAMP_LTZ(3), quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12), event_count BIGINT""",
-    "adjustments": """customer_id STRING, meter_id STRING, group_key STRING, window_start TIMESTAMP_LTZ(3),
-        window_end TIMESTAMP_LTZ(3), version BIGINT, quantity DECIMAL(38, 12), max_quantity DECIMAL(38, 12),
-        event_count BIGINT, event_id STRING""",
-    "rated": ", ".join(
-        f"`{f}` {'INT' if f == 'version' else 'BOOLEAN' if f == 'provisional' else 'STRING'}" for f in RATED_FIELDS
-    ),
-    "usage_signals": ", ".join(f"`{f}` STRING" for f in USAGE_SIGNAL_FIELDS),
-    "ledger": """customer_id STRING, seq BIGINT, kind STRING, grant_id STRING, meter_id STRING,
-        event_time TIMESTAMP_LTZ(3), quantity DECIMAL(38, 12), credits DECIMAL(38, 12), priority INT,
-        effective_at TIMESTAMP_LTZ(3), expires_at TIMESTAMP_LTZ(3), plan_id STRING, version INT,
-        first_event_time TIMESTAMP_LTZ(3), last_event_time TIMESTAMP_LTZ(3), emitted_at TIMESTAMP_LTZ(3)""",
-    "signals": """customer_id STRING, seq BIGINT, kind STRING, event_time TIMESTAMP_LTZ(3), balance DECIMAL(38, 12),
-        granted DECIMAL(38, 12), consumed DECIMAL(38, 12), threshold DECIMAL(38, 12), grant_id STRING,
-        reason STRING, plan_id STRING, first_event_time TIMESTAMP_LTZ(3), last_event_time TIMESTAMP_LTZ(3),
-        emitted_at TIMESTAMP_LTZ(3)""",
+    name: rows.SHAPES[name].flink_columns()
+    for name in ("usage", "adjustments", "rated", "usage_signals", "ledger", "signals")
 }
 
 
