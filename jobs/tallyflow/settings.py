@@ -139,7 +139,7 @@ class Settings:
     require_known_customer: bool
     restart_attempts: int
     settlement_window: timedelta = timedelta(hours=48)
-    credit_flush: timedelta = timedelta(milliseconds=200)
+    credit_flush: timedelta = timedelta(milliseconds=50)
     fault: Fault | None = None
     loader_outage: timedelta = timedelta(minutes=10)
     unsafe_at_least_once: bool = False

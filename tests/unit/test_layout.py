@@ -96,3 +96,21 @@ def test_the_import_graph_has_no_cycle():
 def test_no_module_is_over_400_lines():
     long = {p.name: n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_the_pure_core_reads_no_settings_and_does_no_io():
+    """core/ is the rules alone: no settings, no Flink, Kafka or ClickHouse client."""
+    io = ("tallyflow.settings", "pyflink", "confluent_kafka", "clickhouse_connect", "chdb")
+    wrong = []
+    for name, tree in modules().items():
+        if name.startswith("tallyflow.core"):
+            for node in ast.walk(tree):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                wrong += [f"{name} imports {n}" for n in names if n.startswith(io)]
+    assert wrong == []

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
-from tallyflow.settings import REPO_ROOT
-
 # One home for the limits, shared with the JVM decoder: schemas/event_limits.json.
-LIMITS = json.loads((REPO_ROOT / "schemas" / "event_limits.json").read_text())
+LIMITS = json.loads((Path(__file__).resolve().parents[3] / "schemas" / "event_limits.json").read_text())
 SCALE = LIMITS["decimal_scale"]  # DECIMAL(38, 12): the Avro decimal of schemas/usage_event.v*.avsc
 MAX_ID_LENGTH = LIMITS["max_id_length"]
 MAX_DIMENSIONS = LIMITS["max_dimensions"]

@@ -104,7 +104,8 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
 
     private transient ValueState<Long> firstHash;
     private transient MessageDigest sha;
-    private transient Map<String, Counter> counters;
+    // The operator's Flink counters (group `tallyflow`), each resolved once in open().
+    private transient Counter eventsIn, rejected, accepted, duplicates, conflicts, lateWithinLateness, tooLate;
     private transient ListState<Long> floorState;
     private transient long floor; // the highest watermark an earlier run reached
     private transient long reached; // the highest real watermark this run holds
@@ -126,11 +127,13 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
         firstHash = getRuntimeContext().getState(descriptor);
         sha = MessageDigest.getInstance("SHA-256");
         MetricGroup group = getRuntimeContext().getMetricGroup().addGroup("tallyflow");
-        counters = new TreeMap<>();
-        for (String name : new String[] {"events_in", "rejected", "accepted", "duplicates", "conflicts",
-                "late_within_lateness", "too_late"}) {
-            counters.put(name, group.counter(name));
-        }
+        eventsIn = group.counter("events_in");
+        rejected = group.counter("rejected");
+        accepted = group.counter("accepted");
+        duplicates = group.counter("duplicates");
+        conflicts = group.counter("conflicts");
+        lateWithinLateness = group.counter("late_within_lateness");
+        tooLate = group.counter("too_late");
     }
 
     @Override
@@ -151,9 +154,9 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
 
     @Override
     public void processElement(RowData in, Context ctx, Collector<RowData> out) throws Exception {
-        counters.get("events_in").inc();
+        eventsIn.inc();
         if (!in.isNullAt(f.error)) {
-            counters.get("rejected").inc();
+            rejected.inc();
             out.collect(extend(in, REJECT, null, 0L));
             return;
         }
@@ -161,12 +164,12 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
         Long first = firstHash.value();
         if (first != null) {
             boolean conflict = first != hash;
-            counters.get(conflict ? "conflicts" : "duplicates").inc();
+            (conflict ? conflicts : duplicates).inc();
             out.collect(extend(in, conflict ? CONFLICT : DUPLICATE, null, hash));
             return;
         }
         firstHash.update(hash);
-        counters.get("accepted").inc();
+        accepted.inc();
         long ts = in.getTimestamp(f.eventTime, 3).getMillisecond();
         long windowStart = ts - Math.floorMod(ts, windowMs);
         long watermark = Math.max(ctx.timerService().currentWatermark(), floor);
@@ -175,10 +178,10 @@ public class ClassifyEvents extends KeyedProcessFunction<String, RowData, RowDat
             kind = ON_TIME;
         } else if (windowStart + windowMs - 1 + allowedLatenessMs > watermark) {
             kind = ADJUST;
-            counters.get("late_within_lateness").inc();
+            lateWithinLateness.inc();
         } else {
             kind = TOO_LATE;
-            counters.get("too_late").inc();
+            tooLate.inc();
         }
         out.collect(extend(in, kind, TimestampData.fromEpochMillis(windowStart), hash));
     }

@@ -94,10 +94,10 @@ public class RouteEvents extends ProcessFunction<RowData, RowData> {
         }
     }
 
-    /** One meter of the catalog, as the job builder renders it (see {@link #parseMeters}). */
     /** What the router emits per event of a meter (core/aggregations.py `per_event`, in the meter spec). */
     public enum PerEvent { ONE, ONE_IF_DIMENSION, VALUE }
 
+    /** One meter of the catalog, as the job builder renders it (see {@link #parseMeters}). */
     static final class Meter {
         final StringData id;
         final PerEvent perEvent;
