@@ -122,7 +122,8 @@ def test_the_loader_has_probes_the_api_answers():
     doc = yaml.safe_load((DEPLOY / "k8s" / "loader.yaml").read_text())
     (container,) = doc["spec"]["template"]["spec"]["containers"]
     assert container["command"][:2] == ["tallyflow", "load"] and "--serve" in container["command"]
-    api = (REPO_ROOT / "jobs" / "tallyflow" / "serve" / "api.py").read_text()
-    routes = set(re.findall(r'@app\.get\("([^"]+)"', api))
+    from tallyflow.serve.api import service
+
+    routes = {route.path for route in service.router.routes}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz" and "/healthz" in routes
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz" and "/readyz" in routes

@@ -59,12 +59,12 @@ def test_a_short_bounded_run_compiles_with_c1_only(monkeypatch, jit, bounded, cl
     from dataclasses import replace
 
     from tallyflow.settings import Settings
-    from tallyflow.stream import environment
+    from tallyflow.stream import gateway
     from tallyflow.wire import topics
 
     monkeypatch.setattr(topics, "records_in", lambda settings, names: held)
     settings = replace(Settings.from_env(), jit=jit, flink_cluster=cluster)
-    assert environment.short_run(settings, bounded) is c1
+    assert gateway.short_run(settings, bounded) is c1
 
 
 @pytest.mark.parametrize(
@@ -77,10 +77,10 @@ def test_a_short_bounded_run_compiles_with_c1_only(monkeypatch, jit, bounded, cl
     ],
 )
 def test_c1_only_keeps_a_jit_choice_in_jvm_args(monkeypatch, given, expected):
-    from tallyflow.stream import environment
+    from tallyflow.stream import gateway
 
     monkeypatch.setenv("JVM_ARGS", given)
-    environment._c1_only()
+    gateway._c1_only()
     import os
 
     assert os.environ["JVM_ARGS"] == expected

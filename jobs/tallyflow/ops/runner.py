@@ -22,7 +22,7 @@ from tallyflow.land.loader import Loader
 from tallyflow.ops import cluster, jobs
 from tallyflow.ops.holder import Holder
 from tallyflow.settings import Settings
-from tallyflow.stream import checkpoints, environment, graph, tables, warm_gateway
+from tallyflow.stream import checkpoints, environment, gateway, graph, tables, warm_gateway
 from tallyflow.wire import registry, topics
 
 
@@ -87,12 +87,12 @@ def run(
 ) -> RunResult:
     if detach:
         return submit_detached(settings, catalog_path, fresh)
-    environment.start_gateway(settings, c1_only=environment.short_run(settings, bounded))
+    gateway.start_gateway(settings, c1_only=gateway.short_run(settings, bounded))
     try:
         cat, client = prepare(settings, catalog_path)
         holder = Holder(settings, client, serve)
     except BaseException:
-        environment.abandon_gateway()
+        gateway.abandon_gateway()
         raise
     try:
         return _run(settings, cat, client, bounded, on_progress, fresh)

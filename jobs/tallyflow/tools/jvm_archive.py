@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tallyflow.errors import UserError
 from tallyflow.settings import REPO_ROOT, Settings
-from tallyflow.stream import environment
+from tallyflow.stream import gateway
 
 CLI = [sys.executable, "-m", "tallyflow.cli"]
 
@@ -65,7 +65,7 @@ def _wait_for_exit(pid: int, timeout: float) -> None:
 
 
 def build(settings: Settings, wait_s: float = 300.0) -> dict:
-    archive = environment.gateway_archive(settings)
+    archive = gateway.gateway_archive(settings)
     if archive.is_file():
         return {"archive": str(archive), "built": False}
     archive.parent.mkdir(parents=True, exist_ok=True)

@@ -16,29 +16,29 @@ pytestmark = pytest.mark.integration
 # In a process of its own: this one's gateway may already have run Python operators.
 SCRIPT = """
 import json
-from tallyflow.stream import environment
+from tallyflow.stream import gateway
 
 def imported():
-    interpreter = environment.embedded_interpreter()
+    interpreter = gateway.embedded_interpreter()
     try:
-        interpreter.exec(f"import sys; found = [m for m in {environment.EMBEDDED_IMPORTS!r} if m in sys.modules]")
+        interpreter.exec(f"import sys; found = [m for m in {gateway.EMBEDDED_IMPORTS!r} if m in sys.modules]")
         return list(interpreter.get("found"))
     finally:
         interpreter.close()
 
-environment._prepare_gateway(None)
+gateway._prepare_gateway(None)
 before = imported()
-environment._warm_embedded_python()
+gateway._warm_embedded_python()
 print(json.dumps({"before": before, "after": imported()}))
 """
 
 
 def test_the_warm_up_imports_what_the_python_operators_need_into_the_shared_interpreter():
-    from tallyflow.stream import environment
+    from tallyflow.stream import gateway
 
     out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["before"] == []  # a fresh JVM's interpreter has none of them
     # A later interpreter in the same JVM (a task's) finds every one imported.
-    assert seen["after"] == list(environment.EMBEDDED_IMPORTS)
+    assert seen["after"] == list(gateway.EMBEDDED_IMPORTS)
