@@ -1,6 +1,6 @@
 """Typed settings: one object, read from environment variables (TALLYFLOW_*).
 
-Every variable, its default and its meaning are listed in the README's Settings table;
+Every variable, its default and its meaning are listed in docs/operations.md's Settings table;
 tests/unit/test_settings_doc.py holds that table to the variables and defaults this module reads,
 so the two cannot drift apart.
 """

@@ -1,4 +1,4 @@
-"""The README's Settings table lists exactly the variables settings.py reads, with the same defaults."""
+"""docs/operations.md's Settings table lists exactly the variables settings.py reads, with the same defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from tallyflow.settings import REPO_ROOT
 
 CODE = (REPO_ROOT / "jobs" / "tallyflow" / "settings.py").read_text()
-README = (REPO_ROOT / "README.md").read_text()
+README = (REPO_ROOT / "docs" / "operations.md").read_text()
 
 
 def documented() -> dict[str, str]:
