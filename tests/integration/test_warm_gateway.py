@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tallyflow.settings import Settings
+from tallyflow.stream import warm_gateway
 from tests.integration.conftest import REPO_ROOT, TALLYFLOW
 from tests.integration.test_pipeline import catalog_file, october_events, write_jsonl  # noqa: F401
 
@@ -148,3 +150,17 @@ def test_stack_down_ends_the_warm_jvms_no_run_holds(warm, catalog_file, monkeypa
         assert _alive(pid)
     assert warm_gateway.stop_idle(settings) >= 1  # what `tallyflow stack down` calls
     assert _within(30, lambda: not _alive(pid))
+
+
+def test_a_process_that_already_has_a_jvm_starts_no_warm_one(monkeypatch, tmp_path):
+    """PyFlink keeps the first gateway a process opens (the bench's baseline runs on one), so a
+    warm JVM started after it would never get a client: none is started."""
+    from pyflink import java_gateway
+
+    monkeypatch.setenv("TALLYFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("TALLYFLOW_WARM_JVM", "on")
+    settings = Settings.from_env()
+    assert warm_gateway.jar(settings).is_file(), "make setup builds the warm gateway's jar"
+    monkeypatch.setattr(java_gateway, "_gateway", object())
+    assert warm_gateway.connect(settings) is None
+    assert not (tmp_path / "warm-gateway").exists()

@@ -26,17 +26,3 @@ def test_a_changed_setting_changes_the_key_without_showing_its_value(monkeypatch
 def test_the_same_environment_gives_the_same_key(monkeypatch):
     assert _parts(monkeypatch, TALLYFLOW_TOPIC_PREFIX="k.") == _parts(monkeypatch, TALLYFLOW_TOPIC_PREFIX="k.")
     assert _parts(monkeypatch, JVM_ARGS="-XX:TieredStopAtLevel=1") != _parts(monkeypatch, JVM_ARGS="")
-
-
-def test_a_process_that_already_has_a_jvm_starts_no_warm_one(monkeypatch, tmp_path):
-    """PyFlink keeps the first gateway a process opens (the bench's baseline runs on one), so a
-    warm JVM started after it would never get a client: none is started."""
-    from pyflink import java_gateway
-
-    monkeypatch.setenv("TALLYFLOW_HOME", str(tmp_path))
-    monkeypatch.setenv("TALLYFLOW_WARM_JVM", "on")
-    settings = Settings.from_env()
-    assert warm_gateway.jar(settings).is_file(), "make setup builds the warm gateway's jar"
-    monkeypatch.setattr(java_gateway, "_gateway", object())
-    assert warm_gateway.connect(settings) is None
-    assert not (tmp_path / "warm-gateway").exists()
