@@ -42,8 +42,8 @@ def test_offset_is_honoured():
     ("change", "reason"),
     [
         ({"values": {"x": "-1"}}, "negative"),
-        ({"values": {"x": "NaN"}}, "not finite"),
-        ({"values": {"x": "Infinity"}}, "not finite"),
+        ({"values": {"x": "NaN"}}, "not a decimal"),
+        ({"values": {"x": "Infinity"}}, "not a decimal"),
         ({"values": {"x": "1e13"}}, "exceeds the limit"),
         ({"values": {"x": 1.5}}, "must be a decimal string"),
         ({"values": {"x": "0.0000000000001"}}, "more than 12 decimal places"),

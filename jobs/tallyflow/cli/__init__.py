@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(args, "format"):
         args.format = args.format or args.global_format or "table"
+    # Every file tallyflow and the processes it starts write (the store, Kafka's logs, checkpoints)
+    # is its user's alone: 0600 files in 0700 directories.
+    os.umask(0o077)
     try:
         settings = Settings.from_env()
         return args.func(args, settings)

@@ -8,6 +8,7 @@ from functools import partial
 from types import ModuleType
 
 from tallyflow.cli.output import emit, format_arg
+from tallyflow.cli.types import integer, number
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="end-to-end throughput against a read-and-discard baseline, or credit drawdown latency (--latency)",
     )
-    p.add_argument("--events", type=int, help="synthetic events to publish and process (throughput)")
+    p.add_argument("--events", type=integer, help="synthetic events to publish and process (throughput)")
     p.add_argument("--latency", action="store_true", help="measure publish -> balance update latency instead")
     p.add_argument(
         "--publish",
@@ -29,21 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="price a month's invoices over --events synthetic events in a throwaway store, against a plain GROUP BY",
     )
-    p.add_argument("--rate", type=int, help="events per second to publish (--latency)")
-    p.add_argument("--seconds", type=int, help="how long to publish at that rate, after the warm-up (--latency)")
-    p.add_argument("--warmup", type=int, default=15, help="seconds published first and not counted (--latency)")
-    p.add_argument("--customers", type=int, help="synthetic customers (default 100; --invoices: 10000)")
+    p.add_argument("--rate", type=integer, help="events per second to publish (--latency)")
+    p.add_argument("--seconds", type=integer, help="how long to publish at that rate, after the warm-up (--latency)")
+    p.add_argument("--warmup", type=integer, default=15, help="seconds published first and not counted (--latency)")
+    p.add_argument("--customers", type=integer, help="synthetic customers (default 100; --invoices: 10000)")
     p.add_argument("--span", default="1d", help="event time the events spread over (default 1d)")
     p.add_argument(
         "--concurrent-reads",
-        type=float,
+        type=number,
         default=0,
         metavar="R",
         help="another process reads the store R times a second while the pipeline runs (throughput)",
     )
     p.add_argument(
         "--restored-keys",
-        type=int,
+        type=integer,
         default=0,
         metavar="K",
         help="first take K other events through the pipeline; the measured run restores that dedup state (throughput)",

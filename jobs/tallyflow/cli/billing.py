@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tallyflow.cli.output import emit, format_arg
+from tallyflow.cli.types import month
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -15,7 +16,7 @@ RECONCILE_DISCREPANCY = 3
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("invoice", help="compute invoices for a billing period from ClickHouse")
-    p.add_argument("--period", help="billing period, YYYY-MM")
+    p.add_argument("--period", type=month, help="billing period, YYYY-MM")
     p.add_argument("--customer", help="only this customer")
     p.add_argument(
         "--finalize",
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="prove every event is counted once: events, windows, rated records, "
         "invoices and the credit ledger (exit 3 on a discrepancy, 1 when a service does not answer)",
     )
-    p.add_argument("--period", required=True, help="billing period, YYYY-MM")
+    p.add_argument("--period", type=month, required=True, help="billing period, YYYY-MM")
     format_arg(p)
     p.set_defaults(func=cmd_reconcile)
 

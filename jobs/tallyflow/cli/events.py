@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tallyflow.cli.output import emit, format_arg
+from tallyflow.cli.types import integer, month, number
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -17,12 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("produce", help="publish usage events (JSON lines, or synthetic)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", help="JSON event per line (docs/catalog.md form); - for stdin")
-    src.add_argument("--generate", type=int, metavar="N", help="publish N synthetic events")
-    p.add_argument("--customers", type=int, default=5, help="synthetic customers (default 5)")
-    p.add_argument("--duplicate-rate", type=float, default=0.0, help="share of events sent twice")
-    p.add_argument("--late-rate", type=float, default=0.0, help="share of events sent hours late")
-    p.add_argument("--period", help="month of the synthetic events, YYYY-MM (default: last month)")
-    p.add_argument("--seed", type=int, default=7, help="generator seed (same seed, same event ids)")
+    src.add_argument("--generate", type=integer, metavar="N", help="publish N synthetic events")
+    p.add_argument("--customers", type=integer, default=5, help="synthetic customers (default 5)")
+    p.add_argument("--duplicate-rate", type=number, default=0.0, help="share of events sent twice")
+    p.add_argument("--late-rate", type=number, default=0.0, help="share of events sent hours late")
+    p.add_argument("--period", type=month, help="month of the synthetic events, YYYY-MM (default: last month)")
+    p.add_argument("--seed", type=integer, default=7, help="generator seed (same seed, same event ids)")
     p.add_argument("--out", help="also write the synthetic events to this JSON-lines file")
     format_arg(p)
     p.set_defaults(func=cmd_produce)
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--grant-id", help="unique per customer; a resend with the same id is ignored (default: topup-<effective time>)"
     )
-    p.add_argument("--priority", type=int, default=0, help="lower is consumed first (default 0)")
+    p.add_argument("--priority", type=integer, default=0, help="lower is consumed first (default 0)")
     p.add_argument("--effective-at", help="ISO 8601 time, whole seconds (default: now)")
     p.add_argument("--expires-at", help="ISO 8601 time, whole seconds (default: never)")
     format_arg(p)

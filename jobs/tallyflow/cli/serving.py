@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from tallyflow.cli.output import emit, format_arg
+from tallyflow.cli.types import integer
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("listen", nargs="?", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8900)")
     p.add_argument("--address", "--serve", dest="address", metavar="HOST:PORT", help="the same, as an option")
     p.add_argument("--host", help="host to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (default 8900)")
+    p.add_argument("--port", type=integer, help="port to listen on (default 8900)")
     format_arg(p)
     p.set_defaults(func=cmd_serve)
 

@@ -8,10 +8,13 @@ held equal by tests/vectors/events.json, so the CLI rejects early with a line nu
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+from tallyflow.core.periods import parse_decimal
 
 # One home for the limits, shared with the JVM decoder: schemas/event_limits.json.
 LIMITS = json.loads((Path(__file__).resolve().parents[3] / "schemas" / "event_limits.json").read_text())
@@ -19,6 +22,13 @@ SCALE = LIMITS["decimal_scale"]  # DECIMAL(38, 12): the Avro decimal of schemas/
 MAX_ID_LENGTH = LIMITS["max_id_length"]
 MAX_DIMENSIONS = LIMITS["max_dimensions"]
 MAX_DIMENSION_LENGTH = LIMITS["max_dimension_length"]
+MAX_VALUES = LIMITS["max_values"]
+MAX_SOURCE_LENGTH = LIMITS["max_source_length"]
+# Characters no id, type or key may hold: controls (NUL, ESC, newlines), format characters (bidi
+# overrides, zero-width), lone surrogates and line separators. Each would make one id print or
+# compare as another. The JVM decoder refuses the same Unicode categories.
+_UNSEEN = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+MAX_INTEGER_DIGITS = 40  # a JSON integer longer than this is no quantity tallyflow holds
 _FIELDS = {"event_id", "customer_id", "event_type", "event_time", "values", "dimensions", "source"}
 
 
@@ -42,7 +52,7 @@ def parse_quantity(key: str, raw: Any, max_quantity: Decimal) -> Decimal:
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         raise InvalidEvent(f"value {key} must be a decimal string")
     try:
-        q = Decimal(str(raw).strip())
+        q = parse_decimal(str(raw).strip())
     except InvalidOperation:
         raise InvalidEvent(f"value {key} '{raw}' is not a decimal") from None
     if not q.is_finite():
@@ -57,11 +67,33 @@ def parse_quantity(key: str, raw: Any, max_quantity: Decimal) -> Decimal:
     return q.quantize(Decimal(1).scaleb(-SCALE))
 
 
+def id_problem(name: str, v: Any) -> str | None:
+    """Why `v` cannot be an id (an event's, a customer's, a type's), or None."""
+    if not isinstance(v, str) or not v or len(v) > MAX_ID_LENGTH:
+        return f"{name} must be a string of 1 to {MAX_ID_LENGTH} characters"
+    return unseen_problem(name, v)
+
+
+def unseen_problem(name: str, v: str) -> str | None:
+    for ch in v:
+        if unicodedata.category(ch) in _UNSEEN:
+            return f"{name} holds a control or invisible character (U+{ord(ch):04X})"
+    return None
+
+
 def _text(obj: dict, name: str) -> str:
     v = obj.get(name)
-    if not isinstance(v, str) or not v or len(v) > MAX_ID_LENGTH:
-        raise InvalidEvent(f"{name} must be a string of 1 to {MAX_ID_LENGTH} characters")
+    problem = id_problem(name, v)
+    if problem:
+        raise InvalidEvent(problem)
     return v
+
+
+def _keys(kind: str, mapping: dict) -> None:
+    for k in mapping:
+        problem = unseen_problem(f"{kind} key", k)
+        if problem:
+            raise InvalidEvent(problem)
 
 
 def validate(obj: Any, *, max_quantity: Decimal, now: datetime, max_future_seconds: float) -> dict:
@@ -82,14 +114,20 @@ def validate(obj: Any, *, max_quantity: Decimal, now: datetime, max_future_secon
         raise InvalidEvent("values must be an object of decimal strings")
     if not isinstance(dims, dict) or any(not isinstance(v, str) for v in dims.values()):
         raise InvalidEvent("dimensions must be an object of strings")
+    if len(values) > MAX_VALUES:
+        raise InvalidEvent(f"more than {MAX_VALUES} values")
     if len(dims) > MAX_DIMENSIONS:
         raise InvalidEvent(f"more than {MAX_DIMENSIONS} dimensions")
+    _keys("value", values)
+    _keys("dimension", dims)
     for k, v in dims.items():
         if len(k) > MAX_DIMENSION_LENGTH or len(v) > MAX_DIMENSION_LENGTH:
             raise InvalidEvent(f"dimension {k} is longer than {MAX_DIMENSION_LENGTH} characters")
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         raise InvalidEvent("source must be a string")
+    if source is not None and len(source) > MAX_SOURCE_LENGTH:
+        raise InvalidEvent(f"source is longer than {MAX_SOURCE_LENGTH} characters")
     return {
         "event_id": _text(obj, "event_id"),
         "customer_id": _text(obj, "customer_id"),
@@ -101,9 +139,26 @@ def validate(obj: Any, *, max_quantity: Decimal, now: datetime, max_future_secon
     }
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # JSON allows it, and the last would win: "calls" twice bills the larger
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise InvalidEvent(f"duplicate key '{twice}'")
+    return obj
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise InvalidEvent(f"a number of {len(text)} digits (at most {MAX_INTEGER_DIGITS})")
+    return int(text)
+
+
 def parse_line(line: str, **kw: Any) -> dict:
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, object_pairs_hook=_object, parse_int=_integer)
     except json.JSONDecodeError as e:
         raise InvalidEvent(f"not JSON: {e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise InvalidEvent("not an event: JSON nested too deeply") from None
     return validate(obj, **kw)

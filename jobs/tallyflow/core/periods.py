@@ -1,20 +1,62 @@
-"""Billing periods and the formats money and times are written in: calendar months in UTC,
+"""Billing periods and the formats money and times are read and written in: calendar months in UTC,
 `[first day 00:00, next month's first day)`, decided by event time, never arrival time."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+import re
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from tallyflow.errors import UserError
+
+# What a user writes is read in ASCII digits only: Python's \d, int(), strptime() and Decimal()
+# also accept 64 other digit scripts, so "٢٠٢٦-11" would be a second spelling of 2026-11.
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
+MAX_DECIMAL_TEXT = 100  # characters: no amount or quantity tallyflow holds needs more
+# Periods and days a user may ask for: ClickHouse's Date range, in whole months.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2149, 5, 31)
+
+
+def parse_month(text: str) -> str:
+    """`YYYY-MM` in ASCII digits, within FIRST_DAY..LAST_DAY; else UserError saying so."""
+    if not isinstance(text, str) or not _MONTH.fullmatch(text):
+        raise UserError(f"period '{_shown(text)}' is not a month like 2026-10 (ASCII digits)")
+    if not FIRST_DAY.strftime("%Y-%m") <= text <= LAST_DAY.strftime("%Y-%m"):
+        raise UserError(f"period {text} is outside {FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m}")
+    return text
+
+
+def parse_day(text: str, name: str = "day") -> date:
+    """`YYYY-MM-DD` in ASCII digits, within FIRST_DAY..LAST_DAY; else UserError saying so."""
+    if not isinstance(text, str) or not _DAY.fullmatch(text):
+        raise UserError(f"{name} '{_shown(text)}' is not a date like 2026-10-31 (ASCII digits)")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{name} '{text}' is not a calendar date") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise UserError(f"{name} {text} is outside {FIRST_DAY}..{LAST_DAY}")
+    return day
+
+
+def parse_decimal(text: str) -> Decimal:
+    """A plain decimal in ASCII digits (an exponent of at most four digits); InvalidOperation else."""
+    if len(text) > MAX_DECIMAL_TEXT or not _DECIMAL.fullmatch(text):
+        raise InvalidOperation(text)
+    return Decimal(text)
+
+
+def _shown(text: object) -> str:
+    """A user's text in an error message: printable, and short."""
+    shown = str(text)[:40].encode("ascii", "backslashreplace").decode()
+    return shown + ("..." if len(str(text)) > 40 else "")
 
 
 def month_bounds(period: str) -> tuple[datetime, datetime]:
     """The start and end of the calendar month `YYYY-MM` (UTC)."""
-    try:
-        start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
-    except ValueError:
-        raise UserError(f"period '{period}' is not a month like 2026-10") from None
+    start = datetime.strptime(parse_month(period), "%Y-%m").replace(tzinfo=UTC)
     end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
     return start, end
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tallyflow import private_files
+from tallyflow.core import events
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -64,9 +65,18 @@ def _write(settings: Settings, store: dict[str, dict]) -> None:
     private_files.write(path, json.dumps(store, indent=1, sort_keys=True))
 
 
-def create(settings: Settings, customer: str) -> dict:
-    if not customer.strip():
-        raise UserError("token create needs a --customer")
+def create(settings: Settings, customer: str, known: set[str] | None = None) -> dict:
+    """A new token reading `customer` only. `known`: the catalog's customers, which the customer
+    must be one of (None: not checked, `--force`). No id can be a scope wildcard."""
+    problem = events.id_problem("--customer", customer)
+    if problem:
+        raise UserError(problem)
+    if customer == ADMIN:
+        raise UserError(f"--customer '{ADMIN}' is the admin scope, never a customer's (TALLYFLOW_ADMIN_TOKEN is that)")
+    if known is not None and customer not in known:
+        raise UserError(
+            f"no customer '{customer}' in the catalog in force (check the id; --force creates the token anyway)"
+        )
     token_id = secrets.token_hex(4)
     token = f"tf_{token_id}_{secrets.token_urlsafe(24)}"
     store = dict(_read(settings))
@@ -100,6 +110,6 @@ def resolve(settings: Settings, token: str) -> Grant | None:
     if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
         return Grant(ADMIN, "admin")
     entry = _read(settings).get(_digest(token))
-    if entry is None:
+    if entry is None or entry.get("customer") == ADMIN:  # a customer's token never reads all
         return None
     return Grant(None if entry["revoked_at"] else entry["customer"], entry["id"])

@@ -19,6 +19,7 @@ typedef unsigned __int128 u128;
 
 #define SCALE 12     /* schemas/event_limits.json decimal_scale: DECIMAL(38, 12) */
 #define MAX_ENTRIES 64 /* entries per map on this path; a larger map goes the Python way */
+#define MAX_SOURCE 1024 /* schemas/event_limits.json max_source_length; a longer source goes the Python way */
 
 typedef struct {
     const char *p;
@@ -313,7 +314,7 @@ static PyObject *encode(Encoder *self, PyObject *line) {
                 c.s += 4;
                 ok = 1;
             } else {
-                ok = string(&c, &ev.source);
+                ok = string(&c, &ev.source) && ev.source.n <= MAX_SOURCE;
                 ev.has_source = 2;
             }
         } else ok = 0; /* an unknown or repeated field */
@@ -325,11 +326,14 @@ static PyObject *encode(Encoder *self, PyObject *line) {
     return emit(self, &ev);
 }
 
-/* An exact str of ASCII characters (so its UTF-8 is its code points), as a span of its UTF-8. */
+/* An exact str of printable ASCII characters (so its UTF-8 is its code points, and it holds no
+ * control character), as a span of its UTF-8. */
 static int ascii(PyObject *o, span *out) {
     if (!PyUnicode_CheckExact(o) || !PyUnicode_IS_ASCII(o)) return 0;
     out->p = (const char *)PyUnicode_DATA(o);
     out->n = PyUnicode_GET_LENGTH(o);
+    for (Py_ssize_t i = 0; i < out->n; i++)
+        if (out->p[i] < 0x20 || out->p[i] > 0x7e) return 0;
     return 1;
 }
 
@@ -382,7 +386,7 @@ static PyObject *encode_record(Encoder *self, PyObject *obj) {
     if (f[4] != NULL && !dict_map(f[4], ev.values, &ev.n_values, 1)) Py_RETURN_NONE;
     if (f[5] != NULL && !dict_map(f[5], ev.dims, &ev.n_dims, 0)) Py_RETURN_NONE;
     if (f[6] != NULL && f[6] != Py_None) {
-        if (!ascii(f[6], &ev.source)) Py_RETURN_NONE;
+        if (!ascii(f[6], &ev.source) || ev.source.n > MAX_SOURCE) Py_RETURN_NONE;
         ev.has_source = 2;
     }
     return emit(self, &ev);

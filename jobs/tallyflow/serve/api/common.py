@@ -4,18 +4,17 @@ its parameters and the JSON answer."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from tallyflow.core import periods
 from tallyflow.core.periods import period_of
+from tallyflow.errors import UserError
 from tallyflow.serve import tokens
 from tallyflow.serve.store import Store
-
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class ApiError(Exception):
@@ -24,20 +23,22 @@ class ApiError(Exception):
 
 
 def parse_period(value: str | None) -> str:
+    """The one spelling of a period (ASCII `YYYY-MM`), so one period is one cache entry."""
     if value is None:
         return period_of(datetime.now(UTC))
-    if not PERIOD.match(value):
-        raise ApiError(400, f"period '{value}' is not YYYY-MM")
-    return value
+    try:
+        return periods.parse_month(value)
+    except UserError as e:
+        raise ApiError(400, str(e)) from None
 
 
 def parse_day(value: str | None, name: str, default: date) -> date:
     if value is None:
         return default
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, f"{name} '{value}' is not a date (YYYY-MM-DD)") from None
+        return periods.parse_day(value, name)
+    except UserError as e:
+        raise ApiError(400, str(e)) from None
 
 
 def as_json(obj: Any) -> Response:

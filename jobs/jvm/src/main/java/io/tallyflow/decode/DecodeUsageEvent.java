@@ -53,6 +53,8 @@ public class DecodeUsageEvent extends ScalarFunction {
     private static final int MAX_ID_LENGTH = LIMITS.get("max_id_length");
     private static final int MAX_DIMENSIONS = LIMITS.get("max_dimensions");
     private static final int MAX_DIMENSION_LENGTH = LIMITS.get("max_dimension_length");
+    private static final int MAX_VALUES = LIMITS.get("max_values");
+    private static final int MAX_SOURCE_LENGTH = LIMITS.get("max_source_length");
 
     private transient String configured;
     private transient SchemaCatalog catalog;
@@ -70,9 +72,9 @@ public class DecodeUsageEvent extends ScalarFunction {
     private transient RowData lastResult;
 
     /** A resolving reader for one writer schema, or the reason it cannot be resolved. */
-    private record Reader(GenericDatumReader<GenericRecord> datumReader, int valueScale, String error, boolean unknown,
+    private record Reader(UniqueKeys datumReader, int valueScale, String error, boolean unknown,
             long at) {
-        Reader(GenericDatumReader<GenericRecord> datumReader, int valueScale, String error) {
+        Reader(UniqueKeys datumReader, int valueScale, String error) {
             this(datumReader, valueScale, error, false, System.currentTimeMillis());
         }
     }
@@ -193,6 +195,8 @@ public class DecodeUsageEvent extends ScalarFunction {
             if (!decoder.isEnd()) {
                 return reject("Avro body has trailing bytes after the record (schema id " + schemaId + ")");
             }
+        } catch (DuplicateKey e) {
+            return reject(e.getMessage());
         } catch (IOException | RuntimeException e) {
             return reject("undecodable Avro body for schema id " + schemaId + ": " + e);
         }
@@ -217,7 +221,7 @@ public class DecodeUsageEvent extends ScalarFunction {
         } else if (values != null) {
             return new Reader(null, 0, "incompatible writer schema id " + schemaId + ": values are not decimals");
         }
-        return new Reader(new GenericDatumReader<>(writer, catalog.reader()), scale, null);
+        return new Reader(new UniqueKeys(writer, catalog.reader()), scale, null);
     }
 
     private RowData validate(int schemaId, GenericRecord rec, int writerScale) {
@@ -227,6 +231,10 @@ public class DecodeUsageEvent extends ScalarFunction {
         for (String[] id : new String[][] {{"event_id", eventId}, {"customer_id", customer}, {"event_type", eventType}}) {
             if (id[1].isEmpty() || length(id[1]) > MAX_ID_LENGTH) {
                 return reject(id[0] + " must be a string of 1 to " + MAX_ID_LENGTH + " characters");
+            }
+            String unseen = unseen(id[0], id[1]);
+            if (unseen != null) {
+                return reject(unseen);
             }
         }
         if (knownCustomers != null && !knownCustomers.contains(customer)) {
@@ -241,8 +249,25 @@ public class DecodeUsageEvent extends ScalarFunction {
             return reject("event_time " + Instant.ofEpochMilli(eventTime) + " is more than "
                     + maxFutureMs / 1000 + " s in the future");
         }
+        Map<?, ?> rawValues = (Map<?, ?>) rec.get("values");
+        if (rawValues.size() > MAX_VALUES) {
+            return reject("more than " + MAX_VALUES + " values");
+        }
+        Map<?, ?> rawDims = (Map<?, ?>) rec.get("dimensions");
+        if (rawDims.size() > MAX_DIMENSIONS) {
+            return reject("more than " + MAX_DIMENSIONS + " dimensions");
+        }
+        String unseenKey = unseenKey("value key", rawValues);
+        unseenKey = unseenKey != null ? unseenKey : unseenKey("dimension key", rawDims);
+        if (unseenKey != null) {
+            return reject(unseenKey);
+        }
+        Object source = rec.get("source");
+        if (source != null && length(source.toString()) > MAX_SOURCE_LENGTH) {
+            return reject("source is longer than " + MAX_SOURCE_LENGTH + " characters");
+        }
         Map<StringData, DecimalData> vals = new HashMap<>();
-        for (Map.Entry<?, ?> e : ((Map<?, ?>) rec.get("values")).entrySet()) {
+        for (Map.Entry<?, ?> e : rawValues.entrySet()) {
             String key = e.getKey().toString();
             BigDecimal q;
             try {
@@ -264,10 +289,6 @@ public class DecodeUsageEvent extends ScalarFunction {
             }
             vals.put(StringData.fromString(key), DecimalData.fromBigDecimal(q, 38, SCALE));
         }
-        Map<?, ?> rawDims = (Map<?, ?>) rec.get("dimensions");
-        if (rawDims.size() > MAX_DIMENSIONS) {
-            return reject("more than " + MAX_DIMENSIONS + " dimensions");
-        }
         Map<StringData, StringData> dims = new HashMap<>();
         for (Map.Entry<?, ?> e : rawDims.entrySet()) {
             String k = e.getKey().toString();
@@ -280,6 +301,55 @@ public class DecodeUsageEvent extends ScalarFunction {
         return GenericRowData.of(null, schemaId, StringData.fromString(eventId), StringData.fromString(customer),
                 StringData.fromString(eventType), TimestampData.fromEpochMillis(eventTime), new GenericMapData(vals),
                 new GenericMapData(dims));
+    }
+
+    /**
+     * Why an id or key holds a character that would make it print or compare as another (a
+     * control, a format character such as a bidi override or a zero-width space, a surrogate, a
+     * line separator), or null. The producer's validation refuses the same categories.
+     */
+    static String unseen(String name, String s) {
+        for (int i = 0; i < s.length(); ) {
+            int cp = s.codePointAt(i);
+            int type = Character.getType(cp);
+            if (type == Character.CONTROL || type == Character.FORMAT || type == Character.SURROGATE
+                    || type == Character.LINE_SEPARATOR || type == Character.PARAGRAPH_SEPARATOR) {
+                return name + " holds a control or invisible character (U+" + String.format("%04X", cp) + ")";
+            }
+            i += Character.charCount(cp);
+        }
+        return null;
+    }
+
+    private static String unseenKey(String name, Map<?, ?> map) {
+        for (Object k : map.keySet()) {
+            String unseen = unseen(name, k.toString());
+            if (unseen != null) {
+                return unseen;
+            }
+        }
+        return null;
+    }
+
+    /** Avro maps may repeat a key, and the last would win ("calls" twice bills the larger): refused. */
+    static final class UniqueKeys extends GenericDatumReader<GenericRecord> {
+        UniqueKeys(Schema writer, Schema reader) {
+            super(writer, reader);
+        }
+
+        @Override
+        @SuppressWarnings("unchecked")
+        protected void addToMap(Object map, Object key, Object value) {
+            if (((Map<Object, Object>) map).putIfAbsent(key, value) != null) {
+                throw new DuplicateKey(key.toString());
+            }
+        }
+    }
+
+    static final class DuplicateKey extends RuntimeException {
+        DuplicateKey(String key) {
+            super("duplicate key '" + key + "'", null, false, false);
+        }
     }
 
     /** Characters as the limits count them: Unicode code points (an emoji is one, as in Python). */
