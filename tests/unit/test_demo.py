@@ -13,6 +13,12 @@ from tallyflow.settings import REPO_ROOT
 def test_demo_access_writes_the_operator_token_under_tallyflow_home(tmp_path):
     home = tmp_path / "elsewhere"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYFLOW_")} | {"TALLYFLOW_HOME": str(home)}
+    # The demo's run leaves its catalog in the store; the customer token is checked against it.
+    tallyflow = str(REPO_ROOT / ".venv" / "bin" / "tallyflow")
+    applied = subprocess.run(
+        [tallyflow, "catalog", "apply", "deploy/demo/catalog.yaml"], cwd=REPO_ROOT, env=env, capture_output=True
+    )
+    assert applied.returncode == 0, applied.stderr
     done = subprocess.run(
         ["make", "-s", "demo-access"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
     )

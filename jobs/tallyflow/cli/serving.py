@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("token", help="create, list or revoke the API's customer tokens")
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("--customer", help="the customer the new token reads (create)")
+    p.add_argument(
+        "--force", action="store_true", help="create a token for a customer the catalog in force does not know yet"
+    )
     p.add_argument("value", nargs="?", metavar="TOKEN", help="the token, or its id, to revoke (revoke)")
     p.add_argument("--token", help="the same, as an option")
     format_arg(p)
@@ -60,7 +63,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "create":
         if not args.customer:
             raise UserError("token create needs --customer C")
-        made = tokens.create(settings, args.customer)
+        made = tokens.create(settings, args.customer, known=None if args.force else _known_customers(settings))
         emit(made, args.format, made["token"])
         return 0
     if args.action == "revoke":
@@ -78,6 +81,19 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     )
     emit(listed, args.format, table or "no tokens")
     return 0
+
+
+def _known_customers(settings: Settings) -> set[str]:
+    """The customers of the catalog in force (the store's), or one line saying why they are unknown."""
+    from tallyflow.land import clickhouse
+
+    try:
+        rows = clickhouse.query(clickhouse.reader(settings), "serve/customers", {"customer": ""})
+    except UserError as e:
+        raise UserError(
+            f"cannot check the customer against the catalog in force ({e}); --force skips the check"
+        ) from None
+    return {r["customer_id"] for r in rows}
 
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:

@@ -34,6 +34,7 @@ from tallyflow.core.model import (
     Tier,
     minor_units,
 )
+from tallyflow.core.periods import shown
 from tallyflow.errors import UserError
 
 __all__ = [
@@ -258,12 +259,13 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
     for i, pl in enumerate(read.items(p, "plans", raw)):
         pl = read.mapping(p, f"plans[{i}]", pl)
         version = pl.get("version")
-        label = f"plan {pl.get('id', f'#{i}')} v{version}"
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31:
+            version = 0  # reported below, under a label that never prints a 5,000-digit number
+        label = f"plan {shown(pl.get('id', f'#{i}'), 100)} v{version or '?'}"
         read.keys(p, label, pl, allowed, {"id", "version", "effective_from", "currency"})
         pid = read.text(p, label, "id", pl.get("id"))
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            p.add(label, "version must be an integer of at least 1")
-            version = 0
+        if not version:
+            p.add(label, "version must be an integer from 1 to 2147483647")
         if (pid, version) in seen:
             p.add(label, "duplicate plan id and version")
         seen.add((pid, version))
@@ -364,13 +366,19 @@ def load(path: str | Path) -> Catalog:
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as e:
-        raise UserError(f"cannot read catalog {path}: {e.strerror}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read catalog {path}: {getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         # YAML is a superset of JSON, but keep JSON's own error messages for .json files.
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        doc = json.loads(text) if kind == "JSON" else yaml.load(text, Loader=read.Loader)  # noqa: S506 (safe)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise UserError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {str(e).splitlines()[0]}"
-        ) from None
+        raise UserError(f"{path}: not valid {kind}: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a catalog: nested more than {read.MAX_DEPTH} levels") from None
+    except ValueError:  # Python's integer limit: a number of more than 4,300 digits
+        raise UserError(f"{path}: not a catalog: a number of more than 4,300 digits") from None
+    problem = read.shape_problem(doc)
+    if problem:
+        raise UserError(f"{path}: not a catalog: {problem}")
     return parse(doc, str(path))

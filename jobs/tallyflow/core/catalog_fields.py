@@ -7,6 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import yaml
+
+from tallyflow.core.periods import parse_decimal, shown
+
+SCALE = 12
+SMALLEST = Decimal(1).scaleb(-SCALE)
+LARGEST = Decimal(10) ** (38 - SCALE)
+
 
 class Problems:
     def __init__(self) -> None:
@@ -24,12 +32,16 @@ def decimal(
         p.add(where, f"{name} must be a decimal string{hint}")
         return Decimal(0)
     try:
-        d = Decimal(str(raw).strip())
+        d = parse_decimal(str(raw).strip())
     except InvalidOperation:
-        p.add(where, f"{name} '{raw}' is not a decimal")
+        p.add(where, f"{name} '{shown(raw)}' is not a decimal (ASCII digits, an exponent of at most 4 digits)")
         return Decimal(0)
-    if not d.is_finite():
-        p.add(where, f"{name} must be finite")
+    # The catalog lands in ClickHouse as Decimal(38, 12) (sql/ddl/130_catalog_charges.sql).
+    if abs(d) >= LARGEST:
+        p.add(where, f"{name} {shown(raw)} is not below 10^{LARGEST.adjusted()} (ClickHouse's Decimal(38, 12))")
+        return Decimal(0)
+    if d != d.quantize(SMALLEST):
+        p.add(where, f"{name} {shown(raw)} has more than {SCALE} decimal places (ClickHouse's Decimal(38, 12))")
         return Decimal(0)
     if positive and d <= 0:
         p.add(where, f"{name} must be greater than 0 (got {raw})")
@@ -84,3 +96,38 @@ def items(p: Problems, where: str, raw: Any) -> list:
         p.add(where, "must be a list")
         return []
     return raw
+
+
+MAX_DEPTH = 32  # levels of nesting: a catalog needs about eight
+MAX_VALUES = 200_000  # values once aliases are expanded: nine levels of aliases make billions
+
+
+class Loader(yaml.SafeLoader):
+    """Safe YAML at most MAX_DEPTH levels deep (the composer recurses per level)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise yaml.YAMLError(f"line {self.peek_event().start_mark.line + 1}: nested more than {MAX_DEPTH} levels")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def shape_problem(doc: Any) -> str | None:
+    """Why a loaded document is no catalog by its shape alone (too deep, or an alias bomb), or None.
+    Walks it as every later step would, aliases expanded, and stops at the first bound."""
+    values, stack = 0, [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        values += 1
+        if depth > MAX_DEPTH:
+            return f"nested more than {MAX_DEPTH} levels"
+        if values > MAX_VALUES:
+            return f"more than {MAX_VALUES:,} values once its aliases are expanded"
+        if isinstance(node, dict | list):
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return None

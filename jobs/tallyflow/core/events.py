@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tallyflow.core.periods import parse_decimal
+from tallyflow.core.periods import UNSEEN, parse_decimal, shown
 
 # One home for the limits, shared with the JVM decoder: schemas/event_limits.json.
 LIMITS = json.loads((Path(__file__).resolve().parents[3] / "schemas" / "event_limits.json").read_text())
@@ -24,10 +24,6 @@ MAX_DIMENSIONS = LIMITS["max_dimensions"]
 MAX_DIMENSION_LENGTH = LIMITS["max_dimension_length"]
 MAX_VALUES = LIMITS["max_values"]
 MAX_SOURCE_LENGTH = LIMITS["max_source_length"]
-# Characters no id, type or key may hold: controls (NUL, ESC, newlines), format characters (bidi
-# overrides, zero-width), lone surrogates and line separators. Each would make one id print or
-# compare as another. The JVM decoder refuses the same Unicode categories.
-_UNSEEN = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 MAX_INTEGER_DIGITS = 40  # a JSON integer longer than this is no quantity tallyflow holds
 _FIELDS = {"event_id", "customer_id", "event_type", "event_time", "values", "dimensions", "source"}
 
@@ -42,28 +38,28 @@ def parse_time(raw: Any) -> datetime:
     try:
         t = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidEvent(f"event_time '{raw}' is not ISO 8601") from None
+        raise InvalidEvent(f"event_time '{shown(raw)}' is not ISO 8601") from None
     if t.tzinfo is None:
-        raise InvalidEvent(f"event_time '{raw}' has no UTC offset")
+        raise InvalidEvent(f"event_time '{shown(raw)}' has no UTC offset")
     return t.astimezone(UTC)
 
 
 def parse_quantity(key: str, raw: Any, max_quantity: Decimal) -> Decimal:
     if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise InvalidEvent(f"value {key} must be a decimal string")
+        raise InvalidEvent(f"value {shown(key)} must be a decimal string")
     try:
         q = parse_decimal(str(raw).strip())
     except InvalidOperation:
-        raise InvalidEvent(f"value {key} '{raw}' is not a decimal") from None
+        raise InvalidEvent(f"value {shown(key)} '{shown(raw)}' is not a decimal") from None
     if not q.is_finite():
-        raise InvalidEvent(f"value {key} is not finite ({raw})")
+        raise InvalidEvent(f"value {shown(key)} is not finite ({shown(raw)})")
     if q < 0:
-        raise InvalidEvent(f"value {key} is negative ({raw})")
+        raise InvalidEvent(f"value {shown(key)} is negative ({shown(raw)})")
     if q > max_quantity:
-        raise InvalidEvent(f"value {key} exceeds the limit of {max_quantity}")
+        raise InvalidEvent(f"value {shown(key)} exceeds the limit of {max_quantity}")
     exponent = q.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -SCALE and q != q.quantize(Decimal(1).scaleb(-SCALE)):
-        raise InvalidEvent(f"value {key} has more than {SCALE} decimal places")
+        raise InvalidEvent(f"value {shown(key)} has more than {SCALE} decimal places")
     return q.quantize(Decimal(1).scaleb(-SCALE))
 
 
@@ -75,8 +71,9 @@ def id_problem(name: str, v: Any) -> str | None:
 
 
 def unseen_problem(name: str, v: str) -> str | None:
+    """No id, type or key holds an UNSEEN character (the JVM decoder refuses the same categories)."""
     for ch in v:
-        if unicodedata.category(ch) in _UNSEEN:
+        if unicodedata.category(ch) in UNSEEN:
             return f"{name} holds a control or invisible character (U+{ord(ch):04X})"
     return None
 
@@ -91,6 +88,8 @@ def _text(obj: dict, name: str) -> str:
 
 def _keys(kind: str, mapping: dict) -> None:
     for k in mapping:
+        if not isinstance(k, str):
+            raise InvalidEvent(f"{kind} keys must be strings")
         problem = unseen_problem(f"{kind} key", k)
         if problem:
             raise InvalidEvent(problem)
@@ -122,7 +121,7 @@ def validate(obj: Any, *, max_quantity: Decimal, now: datetime, max_future_secon
     _keys("dimension", dims)
     for k, v in dims.items():
         if len(k) > MAX_DIMENSION_LENGTH or len(v) > MAX_DIMENSION_LENGTH:
-            raise InvalidEvent(f"dimension {k} is longer than {MAX_DIMENSION_LENGTH} characters")
+            raise InvalidEvent(f"dimension {shown(k)} is longer than {MAX_DIMENSION_LENGTH} characters")
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         raise InvalidEvent("source must be a string")
@@ -144,7 +143,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
     if len(obj) != len(pairs):  # JSON allows it, and the last would win: "calls" twice bills the larger
         seen: set[str] = set()
         twice = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise InvalidEvent(f"duplicate key '{twice}'")
+        raise InvalidEvent(f"duplicate key '{shown(twice)}'")
     return obj
 
 

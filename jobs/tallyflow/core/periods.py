@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -22,7 +23,7 @@ FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2149, 5, 31)
 def parse_month(text: str) -> str:
     """`YYYY-MM` in ASCII digits, within FIRST_DAY..LAST_DAY; else UserError saying so."""
     if not isinstance(text, str) or not _MONTH.fullmatch(text):
-        raise UserError(f"period '{_shown(text)}' is not a month like 2026-10 (ASCII digits)")
+        raise UserError(f"period '{shown(text)}' is not a month like 2026-10 (ASCII digits)")
     if not FIRST_DAY.strftime("%Y-%m") <= text <= LAST_DAY.strftime("%Y-%m"):
         raise UserError(f"period {text} is outside {FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m}")
     return text
@@ -31,7 +32,7 @@ def parse_month(text: str) -> str:
 def parse_day(text: str, name: str = "day") -> date:
     """`YYYY-MM-DD` in ASCII digits, within FIRST_DAY..LAST_DAY; else UserError saying so."""
     if not isinstance(text, str) or not _DAY.fullmatch(text):
-        raise UserError(f"{name} '{_shown(text)}' is not a date like 2026-10-31 (ASCII digits)")
+        raise UserError(f"{name} '{shown(text)}' is not a date like 2026-10-31 (ASCII digits)")
     try:
         day = date.fromisoformat(text)
     except ValueError:
@@ -48,10 +49,17 @@ def parse_decimal(text: str) -> Decimal:
     return Decimal(text)
 
 
-def _shown(text: object) -> str:
-    """A user's text in an error message: printable, and short."""
-    shown = str(text)[:40].encode("ascii", "backslashreplace").decode()
-    return shown + ("..." if len(str(text)) > 40 else "")
+# Characters that would make a text print or compare as another: controls (NUL, ESC, newlines),
+# format characters (bidi overrides, zero-width), lone surrogates, line separators.
+UNSEEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def shown(text: object, limit: int = 40) -> str:
+    """A user's text as an error message quotes it: at most `limit` characters, and the unseen
+    ones written as escapes (no ANSI sequence or bidi override reaches a terminal)."""
+    text = str(text)
+    cut = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in UNSEEN else c for c in text[:limit])
+    return cut + ("..." if len(text) > limit else "")
 
 
 def month_bounds(period: str) -> tuple[datetime, datetime]:

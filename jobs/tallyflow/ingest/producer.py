@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tallyflow.core import events
 from tallyflow.errors import UserError
@@ -69,6 +69,7 @@ class EventProducer:
         self._produced = 0
         self._max_quantity = settings.max_quantity
         self._max_future_s = settings.max_future.total_seconds()
+        self._max_record_bytes = settings.max_record_bytes
         if not topics.broker_answers(settings, timeout=5.0):
             raise UserError(f"Kafka at {settings.bootstrap} does not answer; run `tallyflow stack up`")
         self._producer = Producer(
@@ -130,28 +131,39 @@ class EventProducer:
         validate, send_valid, send_raw = self._validate, self.send_valid, self.send_raw
         for i, event in enumerate(batch):
             encoded = fast(event)
-            if encoded is not None:
-                send_raw(*encoded)
-                continue
             try:
-                record = validate(event, now)
+                if encoded is not None:
+                    send_raw(*encoded)
+                    continue
+                send_valid(validate(event, now))
             except events.InvalidEvent as e:
                 refused.append((i, str(e)))
                 self.report.rejected += 1
-                continue
-            send_valid(record)
         return refused
+
+    def encoded(self, record: dict) -> tuple[bytes, bytes]:
+        """The Kafka key and value of a record that events.validate returned."""
+        return record["customer_id"].encode(), avro.encode_event(record, self.version, self.schema_id)
 
     def send_valid(self, record: dict) -> None:
         """Sends a record that events.validate returned."""
-        self.send_raw(record["customer_id"].encode(), avro.encode_event(record, self.version, self.schema_id))
+        self.send_raw(*self.encoded(record))
 
     def send_raw(self, key: bytes | None, value: bytes) -> None:
+        """Sends one encoded record; raises events.InvalidEvent, sending nothing, for a record the
+        job (TALLYFLOW_MAX_RECORD_BYTES) or the broker would refuse as too large."""
+        if len(value) > self._max_record_bytes:
+            raise events.InvalidEvent(
+                f"record of {len(value)} bytes exceeds the limit of {self._max_record_bytes} "
+                "(TALLYFLOW_MAX_RECORD_BYTES)"
+            )
         try:
             self._produce(self.topic, value, key)  # positional: the cheapest call, once per record
         except BufferError:
             self._send_when_queued(key, value)
         except KafkaException as e:
+            if e.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                raise events.InvalidEvent(f"record of {len(value)} bytes is too large for the broker") from None
             raise UserError(f"cannot produce to {self.topic}: {e.args[0]}") from None
         self._produced += 1
         if not self._produced % self.POLL_EVERY:
@@ -212,26 +224,25 @@ def produce_file(settings: Settings, path: Path, on_progress: Callable[[int], No
         fast = native.encode if native is not None else lambda _line: None
         sent = 0
         for n, raw in enumerate(handle, start=1):
-            encoded = fast(raw)
-            if encoded is not None:
-                p.send_raw(*encoded)
-            else:
-                try:
+            try:  # each bad line is reported with its number; the lines after it are still sent
+                encoded = fast(raw)
+                if encoded is None:
                     line = raw.decode()
                     if not line.strip():
                         continue
                     record = events.parse_line(
                         line, now=now, max_quantity=max_quantity, max_future_seconds=max_future_seconds
                     )
-                    p.send_valid(record)
-                except UnicodeDecodeError as e:
-                    p.report.rejected += 1
-                    print(f"line {n}: not UTF-8 text (byte {e.start + 1})", file=sys.stderr)
-                    continue
-                except events.InvalidEvent as e:
-                    p.report.rejected += 1
-                    print(f"line {n}: {e}", file=sys.stderr)
-                    continue
+                    encoded = p.encoded(record)
+                p.send_raw(*encoded)
+            except UnicodeDecodeError as e:
+                p.report.rejected += 1
+                print(f"line {n}: not UTF-8 text (byte {e.start + 1})", file=sys.stderr)
+                continue
+            except events.InvalidEvent as e:
+                p.report.rejected += 1
+                print(f"line {n}: {e}", file=sys.stderr)
+                continue
             sent += 1
             if on_progress is not None and sent % 10_000 == 0:
                 on_progress(sent)

@@ -21,6 +21,7 @@ import javax.crypto.spec.SecretKeySpec;
 import org.apache.avro.LogicalTypes;
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaCompatibility;
+import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericRecord;
 import org.apache.avro.io.BinaryDecoder;
@@ -331,10 +332,13 @@ public class DecodeUsageEvent extends ScalarFunction {
         return null;
     }
 
-    /** Avro maps may repeat a key, and the last would win ("calls" twice bills the larger): refused. */
+    /**
+     * Avro maps may repeat a key, and the last would win ("calls" twice bills the larger): refused.
+     * Avro's fast reader fills maps with no hook, so this reader takes the resolving path.
+     */
     static final class UniqueKeys extends GenericDatumReader<GenericRecord> {
         UniqueKeys(Schema writer, Schema reader) {
-            super(writer, reader);
+            super(writer, reader, new GenericData().setFastReaderEnabled(false));
         }
 
         @Override
