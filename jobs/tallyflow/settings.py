@@ -19,7 +19,7 @@ from tallyflow.errors import UserError
 from tallyflow.faults import Fault
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_DURATION = re.compile(r"^(\d+)\s*(ms|s|min|h|d)$")
+_DURATION = re.compile(r"^([0-9]{1,12})\s*(ms|s|min|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400}
 
 
@@ -62,10 +62,9 @@ def _bool(name: str, default: bool) -> bool:
 
 def _int(name: str, default: int) -> int:
     v = _env(name, str(default))
-    try:
-        return int(v)
-    except ValueError:
-        raise UserError(f"{name}: '{v}' is not an integer") from None
+    if not re.fullmatch(r"-?[0-9]{1,18}", v.strip()):  # ASCII digits only, as every number a user writes
+        raise UserError(f"{name}: '{v[:40]}' is not an integer")
+    return int(v)
 
 
 def _pairs(name: str) -> tuple[tuple[str, str], ...]:
@@ -147,6 +146,11 @@ class Settings:
     # The API's operator token: never printed (repr=False keeps it out of reprs and tracebacks).
     admin_token: str | None = field(default=None, repr=False)
     serve_cache: timedelta = timedelta(seconds=5)
+    serve_rate: int = 20  # requests per second per customer token (bursts of twice that)
+    serve_queries: int = 2  # store queries one customer token may have in flight
+    read_max_memory: int = 4 << 30  # bytes one read query may use
+    read_timeout: timedelta = timedelta(seconds=60)  # how long one read query may run
+    read_max_rows: int = 10_000_000  # rows one read query may return
     flink_metrics_port: str = "9249-9259"
     # A Flink cluster's REST URL: the job is submitted there instead of the local MiniCluster.
     flink_cluster: str | None = None
@@ -206,6 +210,11 @@ class Settings:
             flink_conf=_pairs("TALLYFLOW_FLINK_CONF"),
             admin_token=_secret("TALLYFLOW_ADMIN_TOKEN"),
             serve_cache=parse_duration(_env("TALLYFLOW_SERVE_CACHE", "5s"), "TALLYFLOW_SERVE_CACHE"),
+            serve_rate=_int("TALLYFLOW_SERVE_RATE", 20),
+            serve_queries=_int("TALLYFLOW_SERVE_QUERIES", 2),
+            read_max_memory=_int("TALLYFLOW_READ_MAX_MEMORY", 4 << 30),
+            read_timeout=parse_duration(_env("TALLYFLOW_READ_TIMEOUT", "60s"), "TALLYFLOW_READ_TIMEOUT"),
+            read_max_rows=_int("TALLYFLOW_READ_MAX_ROWS", 10_000_000),
             flink_metrics_port=_env("TALLYFLOW_FLINK_METRICS_PORT", "9249-9259"),
             flink_cluster=os.environ.get("TALLYFLOW_FLINK_CLUSTER", "").strip().rstrip("/") or None,
             flink_port=_int("TALLYFLOW_FLINK_PORT", 8081),

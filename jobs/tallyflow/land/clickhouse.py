@@ -143,17 +143,18 @@ class ReadOnly:
     """What read commands query through: every query is one read-only SELECT (shared_store.guarded),
     on this process's connection or on the holder's. It has no `command` and no `insert`."""
 
-    def __init__(self, inner: Any, url: str):
+    def __init__(self, inner: Any, settings: Settings):
         self.inner = inner
-        self.url = url
+        self.url = settings.clickhouse_url
+        self.limits = shared_store.read_limits(settings)
 
     def query(self, sql: str, parameters: dict | None = None, settings: dict | None = None) -> Any:
         # Reads need none of the insert settings; a read-only query may not change settings anyway.
         # The holder guards what it is sent itself (and never trusts a client to have done it).
         statement = _strip_comments(sql)
-        if not isinstance(self.inner, shared_store.RemoteReads):
-            statement = shared_store.guarded(statement)
-        return self.inner.query(statement, parameters=parameters or {})
+        if isinstance(self.inner, shared_store.RemoteReads):  # the holder guards, within its own limits
+            return self.inner.query(statement, parameters=parameters or {}, limits=self.limits)
+        return self.inner.query(shared_store.guarded(statement, self.limits), parameters=parameters or {})
 
     def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         raise UserError("refused: a read command does not write (only run, load and catalog apply do)")
@@ -168,7 +169,7 @@ def reader(settings: Settings) -> Client:
     # A holder publishes its read address a moment after it opens the store; a reader's moment ends.
     client = _wait_for_store(settings, 15, lambda: shared_store.connect(settings))
     if isinstance(client, shared_store.RemoteReads):
-        return cast(Client, ReadOnly(client, settings.clickhouse_url))
+        return cast(Client, ReadOnly(client, settings))
     try:
         found = client.query(
             "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'catalog_applied'"
@@ -180,7 +181,7 @@ def reader(settings: Settings) -> Client:
             f"ClickHouse at {redacted(settings.clickhouse_url)} has no tallyflow tables yet: "
             "`tallyflow run`, `load` or `catalog apply` creates them"
         )
-    return cast(Client, ReadOnly(client, settings.clickhouse_url))
+    return cast(Client, ReadOnly(client, settings))
 
 
 def shadow_reader(settings: Settings) -> Client:
@@ -298,11 +299,14 @@ def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
     the store, the query runs as one guarded SELECT."""
     statement = one_statement(sql)
     inner = client.inner if isinstance(client, ReadOnly) else client
+    limits = client.limits if isinstance(client, ReadOnly) else {}
     remote = isinstance(inner, shared_store.RemoteReads)
     try:
         if remote:
-            result = inner.query(statement)  # the holder runs it as one guarded SELECT
+            result = inner.query(statement, limits=limits)  # the holder runs it as one guarded SELECT
         else:
+            if limits:  # before readonly, which forbids changing them
+                inner.command("SET " + ", ".join(f"{k} = {v!r}" for k, v in limits.items()))
             with contextlib.suppress(Exception):  # a server user may already be read-only: then it is
                 inner.command("SET readonly = 1")
             result = inner.query(statement, settings={"readonly": 1})

@@ -41,6 +41,7 @@ def _server(settings: Settings, address: str, client: Any = None, store: Any = N
     import uvicorn
 
     from tallyflow.serve.api import create_app
+    from tallyflow.serve.http import BoundedHead
     from tallyflow.serve.store import Store
 
     host, port = parse_address(address)
@@ -55,7 +56,7 @@ def _server(settings: Settings, address: str, client: Any = None, store: Any = N
         access_log=False,
         lifespan="off",
         loop="uvloop",
-        http="httptools",
+        http=BoundedHead,  # httptools, with a bounded request head (serve/http.py)
     )
     return uvicorn.Server(config), store, f"http://{host}:{port}"
 

@@ -29,6 +29,7 @@ from tallyflow.core import catalog as catalog_mod
 from tallyflow.core.periods import iso_utc, month_bounds, period_of
 from tallyflow.errors import UserError
 from tallyflow.land import catalog_store, clickhouse, shared_store
+from tallyflow.serve import limits
 from tallyflow.settings import Settings
 
 _nonblocking: ContextVar[bool] = ContextVar("tallyflow_nonblocking", default=False)
@@ -63,7 +64,7 @@ class Store:
     def __init__(self, settings: Settings, client: Any = None):
         self.settings = settings
         self.own = client is not None  # the run's client: always there
-        self._client: Any = clickhouse.ReadOnly(client, settings.clickhouse_url) if client is not None else None
+        self._client: Any = clickhouse.ReadOnly(client, settings) if client is not None else None
         self._held_elsewhere = False
         self._lock = threading.Lock()
         self._cache: dict[tuple, tuple[float, Any]] = {}
@@ -73,6 +74,7 @@ class Store:
         self._catalog: tuple[str, catalog_mod.Catalog] | None = None
         self.ttl = settings.serve_cache.total_seconds()
         self.holder: subprocess.Popen | None = None
+        self.limits = limits.TokenLimits(settings.serve_rate, settings.serve_queries)
 
     def client(self) -> Any:
         with self._lock:
@@ -82,7 +84,7 @@ class Store:
                     remote = shared_store.connect(self.settings)
                     if remote is None:
                         raise Unavailable("the process that held the embedded store is gone")
-                    self._client = clickhouse.ReadOnly(remote, self.settings.clickhouse_url)
+                    self._client = clickhouse.ReadOnly(remote, self.settings)
                 else:
                     try:
                         self._client = clickhouse.reader(self.settings)
@@ -165,7 +167,8 @@ class Store:
             return self._compute(key, fn, args)
 
     def _compute(self, key: tuple, fn: Callable[..., Any], args: tuple) -> Any:
-        value = self._call(fn, *args)
+        with self.limits.query():
+            value = self._call(fn, *args)
         self._cache[key] = (time.monotonic() + self.ttl, value)
         if len(self._cache) > 10_000:  # many customers: drop what has expired
             now = time.monotonic()

@@ -19,8 +19,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallyflow.errors import UserError
-from tallyflow.serve import metrics
-from tallyflow.serve.api import alerts, balance, customers, invoices, pages, pipeline, service, usage
+from tallyflow.serve import limits, metrics
+from tallyflow.serve.api import alerts, balance, customers, hardening, invoices, pages, pipeline, service, usage
 from tallyflow.serve.api.common import ApiError
 from tallyflow.serve.api.pages import STATIC
 from tallyflow.serve.store import NotFound, Store, Unavailable
@@ -40,6 +40,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     metrics.register_store(settings, store)
+    app.add_middleware(hardening.Hardened)
     app.add_middleware(_Measured, http=metrics.HttpMetrics())
     _error_handlers(app)
     for module in ROUTERS:
@@ -51,6 +52,10 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, e: ApiError) -> JSONResponse:
         return JSONResponse({"error": e.message}, status_code=e.status)
+
+    @app.exception_handler(limits.Limited)
+    async def _limited(_: Request, e: limits.Limited) -> JSONResponse:
+        return JSONResponse({"error": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after)})
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_: Request, e: Unavailable) -> JSONResponse:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from tallyflow.core import periods
 from tallyflow.core.periods import period_of
 from tallyflow.errors import UserError
-from tallyflow.serve import tokens
+from tallyflow.serve import limits, tokens
 from tallyflow.serve.store import Store
 
 
@@ -57,6 +57,9 @@ async def _grant(request: Request) -> tokens.Grant:  # async: no thread hop per 
         raise ApiError(401, "unknown token")
     if found.scope is None:
         raise ApiError(401, "this token was revoked")
+    if found.scope != tokens.ADMIN:
+        request.app.state.store.limits.admit(found.token_id)  # 429 past the token's rate
+        limits.current_token.set(found.token_id)  # the store counts this token's queries
     return found
 
 
