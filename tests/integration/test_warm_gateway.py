@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -57,6 +58,19 @@ def _within(seconds: float, done) -> bool:
     return bool(done())
 
 
+def _answers(port: int, token: str | None) -> bool:
+    """Whether a py4j client with this auth token (or none) can call into the JVM on `port`."""
+    from py4j.java_gateway import GatewayParameters, JavaGateway
+
+    gateway = JavaGateway(gateway_parameters=GatewayParameters(port=port, auth_token=token, read_timeout=10))
+    try:
+        return gateway.jvm.java.lang.System.getProperty("java.version") is not None
+    except Exception:  # py4j refuses an unauthenticated command: Py4JError / Py4JNetworkError
+        return False
+    finally:
+        gateway.close(keep_callback_server=False)
+
+
 def _run(t, catalog) -> dict:
     out = t("run", "--catalog", str(catalog), "--bounded", "--format", "json", env_extra=WARM)
     return json.loads(out.stdout)
@@ -90,6 +104,13 @@ def test_the_next_run_continues_on_the_jvm_the_last_one_left_and_counts_exactly(
     log = _folder(warm) / "gateway.log"
     assert "client 1 released the JVM" in log.read_text()
     assert _within(10, lambda: "client 2 released the JVM" in log.read_text())
+
+    # Only this user may find and call the JVM: its files are 0600, and py4j wants the token.
+    for name in ("gateway.json", warm_gateway.TOKEN_FILE):
+        assert stat.S_IMODE((_folder(warm) / name).stat().st_mode) == 0o600
+    port = json.loads((_folder(warm) / "gateway.json").read_text())["port"]
+    token = (_folder(warm) / warm_gateway.TOKEN_FILE).read_text().strip()
+    assert _answers(port, token) and not _answers(port, None)
 
     # What the cold pipeline test gets from the same events in one run.
     counts = warm.sql("SELECT count() AS n, uniqExact(customer_id, event_id) AS u FROM events FINAL")[0]

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
+import secrets
 import signal
 import socket
 import struct
@@ -29,12 +31,14 @@ import time
 from pathlib import Path
 from typing import IO
 
+from tallyflow import private_files
 from tallyflow.settings import REPO_ROOT, Settings
 from tallyflow.stream import class_sharing
 
 MAIN_CLASS = "org.apache.flink.client.python.WarmGateway"
 KEYED_ENV_PREFIXES = ("TALLYFLOW_", "FLINK_", "PYFLINK_", "JAVA_")
 START_TIMEOUT_S = 60.0
+TOKEN_FILE = "auth-token"  # py4j's auth token of the JVM (0600), read by each client
 
 _held: IO[str] | None = None  # the lock of the warm JVM this process holds
 _how = "cold"  # what connect found: "reused", "started" or "cold"
@@ -81,7 +85,7 @@ def connect(settings: Settings) -> str | None:
         os.environ["PYFLINK_GATEWAY_PORT"] = str(port or _start(folder, settings))
         from pyflink.java_gateway import get_gateway
 
-        with _proxy_ids_of_this_client():
+        with _proxy_ids_of_this_client(), _authenticated((folder / TOKEN_FILE).read_text().strip()):
             get_gateway()
     except BaseException:
         lock.close()
@@ -92,6 +96,21 @@ def connect(settings: Settings) -> str | None:
         os.environ.pop("PYFLINK_GATEWAY_PORT", None)
     _held, _how = lock, how
     return how
+
+
+@contextlib.contextmanager
+def _authenticated(token: str):
+    """PyFlink's get_gateway, for a running JVM, connects with GatewayParameters(port, ...) and no
+    auth token; the warm JVM requires one (WarmGateway.authenticatedServer). For this one call,
+    the parameters carry it."""
+    from pyflink import java_gateway
+
+    plain = java_gateway.GatewayParameters
+    java_gateway.GatewayParameters = functools.partial(plain, auth_token=token)
+    try:
+        yield
+    finally:
+        java_gateway.GatewayParameters = plain
 
 
 @contextlib.contextmanager
@@ -204,6 +223,9 @@ def _start(folder: Path, settings: Settings) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         info_path = Path(tmp) / "connection.info"
         env["_PYFLINK_CONN_INFO_PATH"] = str(info_path)
+        # A new token per JVM, in a file only this user reads: py4j's auth for the gateway port.
+        private_files.write(folder / TOKEN_FILE, secrets.token_urlsafe(32))
+        env["TALLYFLOW_GATEWAY_TOKEN_FILE"] = str(folder / TOKEN_FILE)
         idle_ms = int(settings.warm_jvm_idle.total_seconds() * 1000)
         # The command PyFlink's launch_gateway_server_process builds, with this main class.
         command = [
@@ -234,5 +256,5 @@ def _start(folder: Path, settings: Settings) -> int:
                 raise RuntimeError(f"the warm JVM did not start; see {folder / 'gateway.log'}")
             time.sleep(0.05)  # the JVM writes its port as soon as the gateway listens
         port = struct.unpack("!I", info_path.read_bytes()[:4])[0]
-    (folder / "gateway.json").write_text(json.dumps({"pid": process.pid, "port": port}))
+    private_files.write(folder / "gateway.json", json.dumps({"pid": process.pid, "port": port}))
     return int(port)

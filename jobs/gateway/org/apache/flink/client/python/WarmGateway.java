@@ -3,9 +3,15 @@ package org.apache.flink.client.python;
 import java.io.DataOutputStream;
 import java.io.File;
 import java.io.FileOutputStream;
+import java.lang.reflect.Method;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.flink.api.python.shaded.py4j.CallbackClient;
+import org.apache.flink.api.python.shaded.py4j.Gateway;
 import org.apache.flink.api.python.shaded.py4j.GatewayServer;
+import org.apache.flink.util.NetUtils;
 
 /**
  * A PyFlink gateway JVM that outlives its Python client and serves the next one: tallyflow's warm
@@ -26,12 +32,13 @@ import org.apache.flink.api.python.shaded.py4j.GatewayServer;
  */
 public final class WarmGateway {
     private static final long CHECK_MS = 100;
+    static final String TOKEN_FILE = "TALLYFLOW_GATEWAY_TOKEN_FILE";
 
     private WarmGateway() {}
 
     public static void main(String[] args) throws Exception {
         long idleMs = Long.parseLong(args[0]);
-        GatewayServer server = PythonEnvUtils.startGatewayServer();
+        GatewayServer server = authenticatedServer(Files.readString(Path.of(System.getenv(TOKEN_FILE))).strip());
         PythonEnvUtils.setGatewayServer(server);
         handshake(server.getListeningPort(), server.getCallbackClient().getPort());
         @SuppressWarnings("unchecked")
@@ -63,6 +70,31 @@ public final class WarmGateway {
         log("idle for " + idleMs + " ms; exiting");
         server.shutdown();
         System.exit(0);
+    }
+
+    /**
+     * PythonEnvUtils.startGatewayServer's server, with py4j's auth token. PyFlink's own gateway has
+     * none: it lives as long as its one client. This one idles for minutes between clients, and
+     * without a token any local process could call into it (arbitrary code as this user). The
+     * token comes from a file only this user can read (TOKEN_FILE names it).
+     */
+    private static GatewayServer authenticatedServer(String token) throws Exception {
+        if (token.isEmpty()) {
+            throw new IllegalStateException(TOKEN_FILE + " names an empty file");
+        }
+        try (NetUtils.Port callback = NetUtils.getAvailablePort()) {
+            GatewayServer server = new GatewayServer.GatewayServerBuilder()
+                    .gateway(new Gateway(new ConcurrentHashMap<String, Object>(), new CallbackClient(callback.getPort())))
+                    .javaPort(0)
+                    .authToken(token)
+                    .build();
+            Method reset = PythonEnvUtils.class.getDeclaredMethod("resetCallbackClientExecutorService",
+                    GatewayServer.class);
+            reset.setAccessible(true);
+            reset.invoke(null, server);
+            server.start(true);
+            return server;
+        }
     }
 
     private static void log(String message) {
