@@ -141,3 +141,31 @@ def _read(tallyflow, topic: str, n: int) -> dict:
         return got
     finally:
         consumer.close()
+
+
+def test_each_bad_line_is_named_and_the_rest_is_sent(tallyflow, tmp_path):
+    """Hostile lines, each refused on its own line with one message, never a traceback; the
+    lines after them are still checked and sent."""
+    ok = '{"event_id": "%s", "customer_id": "c1", "event_type": "t", "event_time": "2026-10-01T00:00:00Z"}'
+    head = '{"event_id": "x", "customer_id": "c1", "event_type": "t", "event_time": "2026-10-01T00:00:00Z", '
+    big_dims = {f"k{i:02d}": "x" * 1024 for i in range(64)}  # within each limit, over TALLYFLOW_MAX_RECORD_BYTES
+    lines = [
+        ok % "first",
+        head + '"values": {"q": ' + "9" * 5000 + "}}",
+        '{"event_id": "x", "customer_id": "c\\ud800", "event_type": "t", "event_time": "2026-10-01T00:00:00Z"}',
+        "[" * 100_000 + "]" * 100_000,
+        head + '"dimensions": ' + json.dumps(big_dims) + "}",
+        '{"event_id": "x", "customer_id": "c1\\u202e", "event_type": "t", "event_time": "2026-10-01T00:00:00Z"}',
+        head + '"values": {"calls": "1", "calls": "1000000"}}',
+        ok % "last",
+    ]
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    proc = tallyflow("produce", "--file", str(path), "--format", "json", check=False)
+    assert json.loads(proc.stdout) == {"sent": 2, "rejected": 6, "failed": 0}, proc.stderr
+    errors = proc.stderr.splitlines()
+    assert [e.split(":")[0] for e in errors] == [f"line {n}" for n in range(2, 8)], errors
+    assert "Traceback" not in proc.stderr
+    assert "digits" in errors[0] and "U+D800" in errors[1] and "nested too deeply" in errors[2]
+    assert "exceeds the limit of 65536" in errors[3] and "U+202E" in errors[4] and "duplicate key 'calls'" in errors[5]
+    assert set(_read(tallyflow, tallyflow.topic("events"), 2)) == {"first", "last"}

@@ -85,12 +85,34 @@ def test_health_and_readiness(api):
         ("c1", "/api/customers/c1/usage?period=2026-13", 400),
         ("c1", "/api/customers/c1/usage/daily?from=2026-11-05&to=2026-11-01", 400),
         ("c1", "/api/customers/c1/usage/daily?from=yesterday", 400),
+        ("c1", "/api/customers/c1/usage?period=\u0662\u0660\u0662\u0666-11", 400),  # Arabic-Indic digits
+        ("c1", "/api/customers/c1/invoices/\u0662\u0660\u0662\u0666-11", 400),
+        ("c1", "/api/customers/c1/usage/daily?from=\uff12\uff10\uff12\uff16-11-01", 400),  # full-width digits
+        ("c1", "/api/customers/c1/usage?period=9999-12", 400),
+        ("c1", "/api/customers/c1/usage?period=0001-01", 400),
+        ("c1", "/api/customers/c1/invoices/0001-01", 400),
+        ("c1", "/api/customers/c1/usage/daily?to=0001-01-01", 400),
+        ("c1", "/api/customers/c1/usage/daily?from=20261101", 400),  # one spelling of a day only
     ],
 )
 def test_access_and_bad_parameters_answer_with_a_reason(api, who, path, status):
     answer = get(api, path, who)
     assert answer.status_code == status
     assert answer.json()["error"]
+    assert "Code:" not in answer.text and "DB::Exception" not in answer.text  # the API's words, not ClickHouse's
+
+
+def test_answers_carry_security_headers_and_redirects_name_no_host(api):
+    app, keys = api
+    answer = get(api, "/api/customers/c1/balance", "c1")
+    assert answer.headers["cache-control"] == "no-store" and answer.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    moved = app.get(
+        "/api/customers/c1/balance/",
+        headers={"Host": "evil.example", "Authorization": f"Bearer {keys['c1']}"},
+        follow_redirects=False,
+    )
+    assert moved.status_code in (307, 308) and moved.headers["location"] == "/api/customers/c1/balance"
 
 
 def test_a_customer_token_lists_only_its_customer(api):
