@@ -25,7 +25,7 @@ DEMO_TOKEN_FILE := $(HOME_DIR)/admin-token
 # openssl (the schema registry test's TLS certificate).
 DEBIAN_PACKAGES := chromium chromium-driver prometheus openssl
 
-.PHONY: jvm-archive setup python demo demo-access serve test test-unit test-integration test-jvm lint bench chaos chaos-cluster \
+.PHONY: jvm-archive setup python demo demo-access serve test test-unit test-integration test-jvm lint bench chaos chaos-cluster fuzz \
 	clean stack-down
 
 setup: $(VENV)/.installed $(JARS)/.kafka $(JARS)/.flink $(JARS)/flink/tallyflow-udf.jar $(WARM_GATEWAY_JAR) build/.debian \
@@ -127,6 +127,13 @@ test-integration: setup
 # month of BENCH_INVOICE_EVENTS events for BENCH_INVOICE_CUSTOMERS customers (a throwaway store).
 BENCH_INVOICE_EVENTS ?= 10000000
 BENCH_INVOICE_CUSTOMERS ?= 10000
+# Hostile inputs against produce, catalog validate and the API's parameters (jobs/tallyflow/tools/fuzz.py):
+# zero tracebacks, 500s and hangs over FUZZ_CASES generated cases. make test runs a short smoke of it.
+FUZZ_CASES ?= 12000
+fuzz: setup
+	$(TALLYFLOW) stack up
+	$(PY) -m tallyflow.tools.fuzz --cases $(FUZZ_CASES)
+
 bench: setup
 	$(TALLYFLOW) stack up
 	$(TALLYFLOW) bench --events $(BENCH_EVENTS)

@@ -99,7 +99,8 @@ def test_deep_or_huge_documents_are_one_line(tmp_path, text, name):
         ("    model: per_unit\n    unit_price: '\u0663'\n", "unit_price"),
         ("    model: package\n    package_size: '1e-999999999'\n    package_price: '1'\n", "package_size"),
         (
-            "    model: graduated\n    tiers:\n    - {up_to: '1e999999999', unit_price: '1'}\n    - {unit_price: '1'}\n",
+            "    model: graduated\n    tiers:\n    - {up_to: '1e999999999', unit_price: '1'}\n"
+            "    - {unit_price: '1'}\n",
             "tiers[0].up_to",
         ),
     ],

@@ -57,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every file tallyflow and the processes it starts write (the store, Kafka's logs, checkpoints)
     # is its user's alone: 0600 files in 0700 directories.
     os.umask(0o077)
+    # A user's text quoted in an answer may hold what UTF-8 cannot write (a lone surrogate): escaped.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         settings = Settings.from_env()
         return args.func(args, settings)

@@ -74,9 +74,9 @@ def _meters(p: Problems, raw: Any) -> tuple[Meter, ...]:
         if mid in seen:
             p.add(where, "duplicate meter id")
         seen.add(mid)
-        agg = m.get("aggregation")
+        agg = read.choice(m.get("aggregation"))
         if agg not in aggregations.REGISTRY:
-            p.add(where, f"aggregation '{agg}' is not one of {', '.join(aggregations.NAMES)}")
+            p.add(where, f"aggregation '{shown(m.get('aggregation'))}' is not one of {', '.join(aggregations.NAMES)}")
         value = m.get("value")
         if agg in aggregations.REGISTRY and aggregations.REGISTRY[agg].value_from and not value:
             p.add(where, f"aggregation {agg} needs 'value' (a key of values, or of dimensions for unique_count)")
@@ -213,7 +213,7 @@ def _credits(p: Problems, plan_label: str, raw: Any, meters: dict[str, Meter]) -
         meter = meters.get(meter_id)
         if meter is None:
             p.add(where, f"rates: meter '{meter_id}' is not defined in meters")
-        elif not aggregations.of(meter).additive:
+        elif meter.aggregation in aggregations.REGISTRY and not aggregations.of(meter).additive:
             p.add(where, f"rates: meter '{meter_id}' is {meter.aggregation}; credits need count or sum meters")
         rates.append((str(meter_id), read.decimal(p, where, f"rates.{meter_id}", rate, positive=True)))
     if not rates:

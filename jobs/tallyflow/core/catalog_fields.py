@@ -74,6 +74,12 @@ def text(p: Problems, where: str, name: str, raw: Any) -> str:
     return raw
 
 
+def choice(raw: Any) -> str | None:
+    """A value compared with a set of names: a string, or None (a list or a mapping is no name,
+    and cannot be looked up in a set)."""
+    return raw if isinstance(raw, str) else None
+
+
 def keys(p: Problems, where: str, obj: dict, allowed: set[str], required: set[str]) -> None:
     for k in obj:
         if k not in allowed:

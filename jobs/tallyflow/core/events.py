@@ -78,6 +78,15 @@ def unseen_problem(name: str, v: str) -> str | None:
     return None
 
 
+def _surrogate(v: str) -> bool:
+    """Whether `v` holds a lone surrogate, which JSON's \\ud800 can write and UTF-8 cannot."""
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _text(obj: dict, name: str) -> str:
     v = obj.get(name)
     problem = id_problem(name, v)
@@ -120,11 +129,15 @@ def validate(obj: Any, *, max_quantity: Decimal, now: datetime, max_future_secon
     _keys("value", values)
     _keys("dimension", dims)
     for k, v in dims.items():
+        if not v.isascii() and _surrogate(v):
+            raise InvalidEvent(f"dimension {shown(k)} holds a lone surrogate (not Unicode text)")
         if len(k) > MAX_DIMENSION_LENGTH or len(v) > MAX_DIMENSION_LENGTH:
             raise InvalidEvent(f"dimension {shown(k)} is longer than {MAX_DIMENSION_LENGTH} characters")
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         raise InvalidEvent("source must be a string")
+    if source is not None and not source.isascii() and _surrogate(source):
+        raise InvalidEvent("source holds a lone surrogate (not Unicode text)")
     if source is not None and len(source) > MAX_SOURCE_LENGTH:
         raise InvalidEvent(f"source is longer than {MAX_SOURCE_LENGTH} characters")
     return {

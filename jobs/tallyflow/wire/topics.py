@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
+import threading
 import time
 
 from confluent_kafka import KafkaException
@@ -41,9 +43,21 @@ def quiet_logger() -> logging.Logger:
     return log
 
 
+_admins: dict[str, AdminClient] = {}
+_admins_lock = threading.Lock()
+
+
 def admin(settings: Settings) -> AdminClient:
+    """One admin client per configuration for the process's life. librdkafka may answer a request
+    that timed out after all: a client destroyed meanwhile ended the process with a segfault (a
+    lag read on a broker that had just started)."""
     # log_level 0: a broker that is down is reported once by the caller, not per reconnect attempt.
-    return AdminClient({**kafka_config.librdkafka(settings), "socket.timeout.ms": 5000, "log_level": 0})
+    config = {**kafka_config.librdkafka(settings), "socket.timeout.ms": 5000, "log_level": 0}
+    key = json.dumps(config, sort_keys=True, default=str)
+    with _admins_lock:
+        if key not in _admins:
+            _admins[key] = AdminClient(config)
+        return _admins[key]
 
 
 def metadata(settings: Settings, timeout: float = 10.0):
