@@ -174,6 +174,10 @@ def test_data_files_are_the_user_s_alone(served):
     url = t.env.get("TALLYFLOW_CLICKHOUSE_URL", "")
     if not url.startswith("chdb://"):
         pytest.skip("a ClickHouse server's files are its own")
-    store = url.removeprefix("chdb://")
-    modes = {p: stat.S_IMODE(os.stat(os.path.join(d, p)).st_mode) for d, _, fs in os.walk(store) for p in fs[:3]}
-    assert modes and all(m & 0o077 == 0 for m in modes.values()), modes
+    roots = [url.removeprefix("chdb://")]
+    kafka = Path(t.env["TALLYFLOW_HOME"]) / "kafka"
+    if kafka.is_dir():  # the local broker `stack up` started: its logs
+        roots.append(str(kafka))
+    for root in roots:
+        modes = {p: stat.S_IMODE(os.stat(os.path.join(d, p)).st_mode) for d, _, fs in os.walk(root) for p in fs[:3]}
+        assert modes and all(m & 0o077 == 0 for m in modes.values()), (root, modes)
