@@ -144,3 +144,13 @@ def test_a_token_s_rate_and_queries_in_flight_are_bounded():
             pass
     finally:
         limits.current_token.reset(token)
+
+
+def test_a_port_and_a_quantity_are_ascii_digits():
+    from tallyflow.billing import quote
+    from tallyflow.serve import server
+
+    with pytest.raises(UserError):
+        server.parse_address("127.0.0.1:\u0668\u0669\u0660\u0660")
+    with pytest.raises(UserError, match="ASCII"):
+        quote.quote(None, "p", "m", "\u0663")  # refused before the catalog is read

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 from tallyflow.core import plans, pricing
 from tallyflow.core.catalog import Catalog, Charge, Plan
-from tallyflow.core.periods import month_bounds, period_of, plain
+from tallyflow.core.periods import month_bounds, parse_decimal, period_of, plain, shown
 from tallyflow.errors import UserError
 
 
@@ -61,9 +61,9 @@ def quote(
     filters: dict[str, str] | None = None,
 ) -> dict:
     try:
-        q = Decimal(quantity)
+        q = parse_decimal(quantity.strip())
     except InvalidOperation:
-        raise UserError(f"--quantity '{quantity}' is not a decimal") from None
+        raise UserError(f"--quantity '{shown(quantity)}' is not a decimal (ASCII digits)") from None
     if not q.is_finite() or q < 0:
         raise UserError(f"--quantity must be a finite, non-negative decimal (got {quantity})")
     plan = plan_at(catalog, plan_id, at or datetime.now(UTC))

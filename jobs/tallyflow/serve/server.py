@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import threading
 import time
@@ -18,10 +19,9 @@ def parse_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep:
         host, port = "127.0.0.1", text
-    try:
-        number = int(port)
-    except ValueError:
-        raise UserError(f"--serve '{text}' is not HOST:PORT (e.g. 127.0.0.1:8900)") from None
+    if not re.fullmatch(r"[0-9]{1,5}", port):  # ASCII digits only, as every number a user writes
+        raise UserError(f"--serve '{text}' is not HOST:PORT (e.g. 127.0.0.1:8900)")
+    number = int(port)
     if not 0 < number < 65536:
         raise UserError(f"--serve '{text}': port {number} is out of range")
     return host or "127.0.0.1", number
