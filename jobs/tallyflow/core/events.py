@@ -92,7 +92,7 @@ def _text(obj: dict, name: str) -> str:
     problem = id_problem(name, v)
     if problem:
         raise InvalidEvent(problem)
-    return v
+    return str(v)
 
 
 def _keys(kind: str, mapping: dict) -> None:
@@ -154,8 +154,8 @@ def validate(obj: Any, *, max_quantity: Decimal, now: datetime, max_future_secon
 def _object(pairs: list[tuple[str, Any]]) -> dict:
     obj = dict(pairs)
     if len(obj) != len(pairs):  # JSON allows it, and the last would win: "calls" twice bills the larger
-        seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        keys = [k for k, _ in pairs]
+        twice = next(k for i, k in enumerate(keys) if k in keys[:i])
         raise InvalidEvent(f"duplicate key '{shown(twice)}'")
     return obj
 

@@ -302,8 +302,8 @@ def run_sql(client: Client, sql: str) -> tuple[list[str], list[tuple]]:
     limits = client.limits if isinstance(client, ReadOnly) else {}
     remote = isinstance(inner, shared_store.RemoteReads)
     try:
-        if remote:
-            result = inner.query(statement, limits=limits)  # the holder runs it as one guarded SELECT
+        if isinstance(inner, shared_store.RemoteReads):
+            result: Any = inner.query(statement, limits=limits)  # the holder runs it as one guarded SELECT
         else:
             if limits:  # before readonly, which forbids changing them
                 inner.command("SET " + ", ".join(f"{k} = {v!r}" for k, v in limits.items()))

@@ -105,10 +105,10 @@ def _mutate(rng: random.Random, value: Any, depth: int = 0) -> Any:
             out[key] = _mutate(rng, out[key], depth + 1)
         return out
     if isinstance(value, list) and value and depth < 4 and rng.random() < 0.7:
-        out = list(value)
-        i = rng.randrange(len(out))
-        out[i] = _mutate(rng, out[i], depth + 1)
-        return out
+        items = list(value)
+        i = rng.randrange(len(items))
+        items[i] = _mutate(rng, items[i], depth + 1)
+        return items
     choice = rng.random()
     if choice < 0.5:
         return rng.choice(HOSTILE)
