@@ -129,7 +129,10 @@ def test_a_customer_token_never_has_the_admin_scope(tmp_path):
 
 
 def test_a_token_s_rate_and_queries_in_flight_are_bounded():
+    import threading
+
     bounded = limits.TokenLimits(rate=5, queries=1)
+    bounded.WAIT_SECONDS = 0.3
     for _ in range(10):  # the burst: twice the rate
         bounded.admit("t1")
     with pytest.raises(limits.Limited) as e:
@@ -138,10 +141,25 @@ def test_a_token_s_rate_and_queries_in_flight_are_bounded():
     bounded.admit("t2")  # another token has its own bucket
     token = limits.current_token.set("t1")
     try:
-        with bounded.query(), pytest.raises(limits.Limited), bounded.query():
+        with bounded.query():  # one running: the next waits its turn, then gives up
+            started = time.monotonic()
+            with pytest.raises(limits.Limited), bounded.query():
+                pass
+            assert time.monotonic() - started >= 0.3
+        release = threading.Event()
+
+        def hold() -> None:
+            limits.current_token.set("t1")
+            with bounded.query():
+                release.wait(5)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        time.sleep(0.05)
+        threading.Timer(0.1, release.set).start()
+        with bounded.query():  # waited for the holder's turn to end
             pass
-        with bounded.query():  # the first one ended
-            pass
+        holder.join()
     finally:
         limits.current_token.reset(token)
 

@@ -24,11 +24,20 @@ class Limited(Exception):
 
 
 class TokenLimits:
+    """`rate` requests a second per token (bursts of twice that); `queries` store queries in flight
+    per token, with room for WAITING_PER_QUERY times as many to wait up to WAIT_SECONDS for a turn
+    (a dashboard asks for five things at once). Past that room: Limited, at once."""
+
+    WAITING_PER_QUERY = 3
+    WAIT_SECONDS = 10.0
+
     def __init__(self, rate: int, queries: int):
         self.rate, self.burst, self.queries = rate, 2 * rate, queries
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # token -> (tokens left, at)
-        self._in_flight: dict[str, int] = {}
+        self._turns = threading.Condition()
+        self._running: dict[str, int] = {}
+        self._waiting: dict[str, int] = {}
 
     def admit(self, token: str) -> None:
         """One request of `token`, or Limited when it is over its rate."""
@@ -48,19 +57,34 @@ class TokenLimits:
 
     @contextlib.contextmanager
     def query(self) -> Iterator[None]:
-        """One store query of the request's token, or Limited when it has too many in flight."""
+        """One store query of the request's token: it runs now, waits its turn, or is Limited.
+        Called on a worker thread (the store's queries never run on the event loop)."""
         token = current_token.get()
         if token is None or self.queries <= 0:
             yield
             return
-        with self._lock:
-            if self._in_flight.get(token, 0) >= self.queries:
-                raise Limited(f"{self.queries} queries of this token are still running; ask again when they end", 1)
-            self._in_flight[token] = self._in_flight.get(token, 0) + 1
+        busy = f"{self.queries} queries of this token are running and more wait; ask again when they end"
+        with self._turns:
+            if self._running.get(token, 0) >= self.queries:
+                if self._waiting.get(token, 0) >= self.queries * self.WAITING_PER_QUERY:
+                    raise Limited(busy, 1)
+                _add(self._waiting, token, 1)
+                try:
+                    turn = self._turns.wait_for(lambda: self._running.get(token, 0) < self.queries, self.WAIT_SECONDS)
+                finally:
+                    _add(self._waiting, token, -1)
+                if not turn:
+                    raise Limited(busy, 1)
+            _add(self._running, token, 1)
         try:
             yield
         finally:
-            with self._lock:
-                self._in_flight[token] -= 1
-                if not self._in_flight[token]:
-                    del self._in_flight[token]
+            with self._turns:
+                _add(self._running, token, -1)
+                self._turns.notify_all()
+
+
+def _add(counts: dict[str, int], key: str, n: int) -> None:
+    counts[key] = counts.get(key, 0) + n
+    if not counts[key]:
+        del counts[key]
