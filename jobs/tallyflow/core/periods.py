@@ -23,7 +23,7 @@ FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2149, 5, 31)
 def parse_month(text: str) -> str:
     """`YYYY-MM` in ASCII digits, within FIRST_DAY..LAST_DAY; else UserError saying so."""
     if not isinstance(text, str) or not _MONTH.fullmatch(text):
-        raise UserError(f"period '{shown(text)}' is not YYYY-MM, a month like 2026-10 in ASCII digits")
+        raise UserError(f"period '{shown(text)}' is not a month (YYYY-MM, like 2026-10, in ASCII digits)")
     if not FIRST_DAY.strftime("%Y-%m") <= text <= LAST_DAY.strftime("%Y-%m"):
         raise UserError(f"period {text} is outside {FIRST_DAY:%Y-%m}..{LAST_DAY:%Y-%m}")
     return text
@@ -32,7 +32,7 @@ def parse_month(text: str) -> str:
 def parse_day(text: str, name: str = "day") -> date:
     """`YYYY-MM-DD` in ASCII digits, within FIRST_DAY..LAST_DAY; else UserError saying so."""
     if not isinstance(text, str) or not _DAY.fullmatch(text):
-        raise UserError(f"{name} '{shown(text)}' is not YYYY-MM-DD, a date like 2026-10-31 in ASCII digits")
+        raise UserError(f"{name} '{shown(text)}' is not a date (YYYY-MM-DD, like 2026-10-31, in ASCII digits)")
     try:
         day = date.fromisoformat(text)
     except ValueError:
