@@ -146,16 +146,17 @@ def test_a_token_s_rate_and_queries_in_flight_are_bounded():
             with pytest.raises(limits.Limited), bounded.query():
                 pass
             assert time.monotonic() - started >= 0.3
-        release = threading.Event()
+        held, release = threading.Event(), threading.Event()
 
         def hold() -> None:
             limits.current_token.set("t1")
             with bounded.query():
+                held.set()
                 release.wait(5)
 
         holder = threading.Thread(target=hold)
         holder.start()
-        time.sleep(0.05)
+        assert held.wait(5)
         threading.Timer(0.1, release.set).start()
         with bounded.query():  # waited for the holder's turn to end
             pass
