@@ -28,8 +28,13 @@ def imported():
 
 gateway._prepare_gateway(None)
 before = imported()
+from pyflink.java_gateway import get_gateway
+pool = get_gateway()._gateway_client.deque
+busy = pool.pop()  # the job's planning holds a connection while the warm-up runs
 gateway._warm_embedded_python()
-print(json.dumps({"before": before, "after": imported()}))
+opened = len(pool)
+pool.append(busy)
+print(json.dumps({"before": before, "after": imported(), "opened": opened}))
 """
 
 
@@ -42,3 +47,6 @@ def test_the_warm_up_imports_what_the_python_operators_need_into_the_shared_inte
     assert seen["before"] == []  # a fresh JVM's interpreter has none of them
     # A later interpreter in the same JVM (a task's) finds every one imported.
     assert seen["after"] == list(gateway.EMBEDDED_IMPORTS)
+    # The warm-up opened no connection in the pool the job is planned through: a JVM thread of
+    # such a connection lacks the job's jars in its context class loader.
+    assert seen["opened"] == 0

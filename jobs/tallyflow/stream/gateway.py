@@ -74,12 +74,7 @@ def start_gateway(settings: Settings | None = None, *, c1_only: bool = False) ->
                 if warm is None:
                     get_gateway()
                 if warm == "reused":
-                    # Imported by an earlier run: instant, and done before the job is planned, so
-                    # planning uses this thread's one gateway connection. py4j resolves classes
-                    # with the serving JVM thread's context class loader, which holds the job's
-                    # jars on the connection that set them only: a second connection, opened
-                    # while this one was busy, failed to find io.tallyflow classes now and then.
-                    _warm_embedded_python()
+                    _warm_embedded_python()  # imported by an earlier run: instant
                     # The job's Python operators pickle through PyFlink's fn_execution, which
                     # imports Apache Beam (0.8 s, and it calls the JVM): here, it overlaps the
                     # checks' waits on the store and the broker.
@@ -115,19 +110,36 @@ def _warm_embedded_python() -> None:
     made as Flink's EmbeddedPythonEnvironmentManager makes it: this Python, PYTHONPATH from the
     environment (_python_path_for_embedded_workers). A failure here changes nothing: the tasks
     import on their own and report what fails."""
-    interpreter = embedded_interpreter()
-    try:
-        interpreter.exec("; ".join(f"import {module}" for module in EMBEDDED_IMPORTS))
-    finally:
-        interpreter.close()
-
-
-def embedded_interpreter():
-    """A new thread state in the gateway JVM's embedded interpreter (pemja's PythonInterpreter,
-    which the caller closes)."""
+    from py4j.java_gateway import GatewayParameters, JavaGateway
     from pyflink.java_gateway import get_gateway
 
-    pemja = get_gateway().jvm.pemja.core
+    # A client of its own, so the job is planned through connections this warm-up never touches.
+    # py4j pools connections (each served by its own JVM thread) and resolves classes with that
+    # thread's context class loader, which holds the job's jars (pipeline.jars) only on the thread
+    # that set them: a pooled connection opened while the warm-up was busy, taken by the planner
+    # next, failed to find io.tallyflow.decode.DecodeUsageEvent now and then.
+    shared = get_gateway().gateway_parameters
+    own = JavaGateway(
+        gateway_parameters=GatewayParameters(
+            address=shared.address, port=shared.port, auth_token=shared.auth_token, auto_convert=True
+        )
+    )
+    try:
+        interpreter = embedded_interpreter(own)
+        try:
+            interpreter.exec("; ".join(f"import {module}" for module in EMBEDDED_IMPORTS))
+        finally:
+            interpreter.close()
+    finally:
+        own.close()  # its objects' finalizers then send nothing
+
+
+def embedded_interpreter(client=None):
+    """A new thread state in the gateway JVM's embedded interpreter (pemja's PythonInterpreter,
+    which the caller closes), through `client` (PyFlink's own gateway client by default)."""
+    from pyflink.java_gateway import get_gateway
+
+    pemja = (client or get_gateway()).jvm.pemja.core
     return pemja.PythonInterpreter(pemja.PythonInterpreterConfig.newBuilder().setPythonExec(sys.executable).build())
 
 
