@@ -1,24 +1,42 @@
--- unsettled_periods: the billing periods that hold usage (accepted events or credit ledger
--- entries) and have a subscribed customer without a finalized invoice; the settlement window
--- decides which of them are due (jobs/tallyflow/billing/invoice.py, finalize_due).
--- Reads the tables' month partitions (system.parts), not their rows, so it costs the same
--- however many events a period holds.
+-- unsettled_periods: the months (YYYY-MM) in which some subscription's period starts that has
+-- ended by {due} (a period's end plus the settlement window has passed) and still has no
+-- finalized invoice for that customer; jobs/tallyflow/billing/invoice.py finalize_due finalizes
+-- the periods starting in each. Only periods that overlap the months holding usage (accepted
+-- events or credit ledger entries) count: it reads the tables' month partitions (system.parts),
+-- not their rows, so it costs the same however many events a period holds. Periods are each
+-- subscription's own (sql/ddl/002..004).
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
     (SELECT catalog_digest FROM catalog_in_force) AS digest,
-    periods AS (
-        SELECT DISTINCT concat(substring(partition, 1, 4), '-', substring(partition, 5, 2)) AS period,
-               toDateTime64(concat(period, '-01 00:00:00'), 3, 'UTC') AS period_start,
-               period_start + INTERVAL 1 MONTH AS period_end
+    months AS (
+        SELECT DISTINCT toDateTime64(concat(substring(partition, 1, 4), '-', substring(partition, 5, 2), '-01 00:00:00'),
+                                     3, 'UTC') AS month_start
         FROM system.parts
         WHERE database = currentDatabase() AND table IN ('events', 'credit_ledger') AND active
           AND match(partition, '^[0-9]{6}$')
+    ),
+    (SELECT min(month_start) FROM months) AS usage_from,
+    (SELECT addMonths(max(month_start), 1) FROM months) AS usage_to,
+    periods AS (
+        SELECT customer_id, ps, pe
+        FROM (
+            SELECT s.customer_id AS customer_id, s.start AS sub_from, s.`end` AS sub_to, s.billing_anchor AS anchor,
+                   l.length AS length, tf_period_index(usage_from, length, anchor) AS k0,
+                   k0 + arrayJoin(range(toUInt64(greatest(0, tf_period_index(usage_to, length, anchor) - k0 + 1)))) AS k,
+                   tf_period_start(k, length, anchor) AS ps, tf_period_start(k + 1, length, anchor) AS pe
+            FROM catalog_subscriptions AS s
+            INNER JOIN (
+                SELECT plan_id, any(billing_period) AS length FROM catalog_plans
+                WHERE catalog_digest = digest AND price_key = '' GROUP BY plan_id
+            ) AS l ON l.plan_id = s.plan_id
+            WHERE s.catalog_digest = digest AND (SELECT count() FROM months) > 0
+        )
+        WHERE ps < usage_to AND pe > usage_from AND pe <= {due:DateTime64(3, 'UTC')}
+          AND sub_from < pe AND ifNull(sub_to, pe) > ps
     )
-SELECT p.period AS period, p.period_end AS period_end, uniqExact(s.customer_id) AS open_customers
+SELECT formatDateTime(p.ps, '%Y-%m', 'UTC') AS month, max(p.pe) AS period_end, uniqExact(p.customer_id) AS open_customers
 FROM periods AS p
-INNER JOIN catalog_subscriptions AS s ON s.catalog_digest = digest
-LEFT ANTI JOIN (SELECT DISTINCT period, customer_id FROM invoices_finalized) AS f
-    ON f.period = p.period AND f.customer_id = s.customer_id
-WHERE s.start < p.period_end AND ifNull(s.`end`, p.period_end) > p.period_start
-GROUP BY p.period, p.period_end
-ORDER BY p.period
+LEFT ANTI JOIN (SELECT DISTINCT customer_id, period_start FROM invoices_finalized) AS f
+    ON f.customer_id = p.customer_id AND f.period_start = p.ps
+GROUP BY month
+ORDER BY month

@@ -15,7 +15,7 @@ WITH
                                    any(e.event_time)) AS version
         FROM (SELECT * FROM events FINAL WHERE event_time >= ps AND event_time < pe) AS e
         INNER JOIN catalog_subscriptions AS s ON s.customer_id = e.customer_id AND s.catalog_digest = digest
-        INNER JOIN catalog_plans AS p ON p.plan_id = s.plan_id AND p.catalog_digest = digest
+        INNER JOIN catalog_plans AS p ON p.plan_id = s.plan_id AND p.price_key = '' AND p.catalog_digest = digest
         WHERE e.event_time >= s.start AND (s.`end` IS NULL OR e.event_time < s.`end`)
         GROUP BY e.customer_id, e.event_id
     ),

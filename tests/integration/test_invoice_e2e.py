@@ -12,6 +12,7 @@ import yaml
 
 from tallyflow.core import catalog, periods, plans, pricing
 from tallyflow.core.events import parse_time
+from tallyflow.core.periods import Period
 from tallyflow.settings import REPO_ROOT
 from tallyflow.tools import generator
 
@@ -64,7 +65,7 @@ def assert_invoices_exact(tallyflow, sent: list[dict]) -> set[str]:
     for sub in cat.subscriptions:
         if cat.plan_versions(sub.plan)[0].credits:
             continue  # credit lines come from the job's ledger (tests/integration/test_credits.py)
-        lines = plans.invoice_lines(cat, sub, start, end, events)
+        lines = plans.invoice_lines(cat, sub, Period(start, end, PERIOD), events)
         minor = cat.plan_versions(sub.plan)[0].minor_units
         expected_total = sum((x.amount for x in lines), Decimal(0))
         inv = got[sub.customer]
@@ -116,7 +117,7 @@ def test_rated_records_add_up_to_the_windowed_and_adjusted_usage(tallyflow, tmp_
     start, end = periods.month_bounds(PERIOD)
     expected = {}
     for sub in cat.subscriptions:
-        for line in plans.invoice_lines(cat, sub, start, end, rated_events):
+        for line in plans.invoice_lines(cat, sub, Period(start, end, PERIOD), rated_events):
             meter = cat.meters_by_id.get(line.meter)
             if line.type == "usage" and meter.aggregation in ("count", "sum", "max") and line.quantity > 0:
                 version = plans.version_in_force(cat.plan_versions(sub.plan), start, line.segment_start).version

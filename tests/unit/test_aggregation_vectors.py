@@ -11,14 +11,16 @@ import pytest
 from tallyflow.core import aggregations
 from tallyflow.core.catalog import Charge, Meter
 from tallyflow.core.events import parse_time
-from tallyflow.core.periods import plain
+from tallyflow.core.periods import month_bounds, plain
 
 DOC = json.loads((Path(__file__).parents[1] / "vectors" / "aggregations.json").read_text())
 METERS = DOC["meters"]
 
 
 def meter(m: dict) -> Meter:
-    return Meter(m["id"], m["event_type"], m["aggregation"], m.get("value"))
+    return Meter(
+        m["id"], m["event_type"], m["aggregation"], m.get("value"), tuple(m.get("group_by", ())), m.get("unit", "")
+    )
 
 
 def test_every_aggregation_has_a_vector():
@@ -33,4 +35,12 @@ def test_registry_rule_rows_and_period(m):
     rows = [aggregations.row_quantity(mt, e) for e in of_type]
     assert [None if r is None else plain(r) for r in rows] == [None if r is None else plain(r) for r in m["rows"]]
     events = [{**e, "event_time": parse_time(e["event_time"])} for e in DOC["events"]]
-    assert plain(aggregations.period_quantity(mt, Charge(mt.id, "per_unit"), events)) == m["period"]
+    start, end = month_bounds(DOC["period"])
+    in_period = [e for e in events if start <= e["event_time"] < end]
+    # A time_weighted meter reads the levels before the period too (the last one carries in).
+    quantity = (
+        aggregations.period_quantity(mt, Charge(mt.id, "per_unit"), events, start, end)
+        if mt.aggregation == "time_weighted"
+        else aggregations.period_quantity(mt, Charge(mt.id, "per_unit"), in_period)
+    )
+    assert plain(quantity) == m["period"]

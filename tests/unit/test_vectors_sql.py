@@ -6,12 +6,13 @@ from __future__ import annotations
 import gc
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tallyflow.billing import invoice
+from tallyflow.billing import invoice, invoice_model
 from tallyflow.core import aggregations, catalog, pricing
 from tallyflow.core.events import parse_time
 from tallyflow.core.model import Charge, Meter
@@ -70,12 +71,12 @@ def test_invoice_sql(case, invoices):
             x.filter,
             norm(x.quantity),
             norm(x.amount_exact),
-            str(invoice.round_display(x.amount, x.minor_units)),
+            str(invoice_model.round_display(x.amount, x.minor_units)),
         )
         for x in inv.lines
     ]
     assert got == case.expected_lines
-    assert str(invoice.round_display(inv.total, inv.minor_units)) == case.expected_total
+    assert str(invoice_model.round_display(inv.total, inv.minor_units)) == case.expected_total
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -170,7 +171,7 @@ def _store_aggregation_vectors(client, meters: list[dict]) -> None:
 
 
 def _vector_meters(only: tuple[str, ...] = aggregations.NAMES) -> list[dict]:
-    keys = ("id", "event_type", "aggregation", "value")
+    keys = ("id", "event_type", "aggregation", "value", "group_by", "unit")
     return [{k: m[k] for k in keys if k in m} for m in AGGREGATIONS["meters"] if m["aggregation"] in only]
 
 
@@ -206,15 +207,27 @@ def test_daily_usage_sql_applies_each_period_rule_to_each_day(clickhouse_client)
         },
     )
     got = {(str(r["day"]), r["meter_id"]): norm(r["quantity"]) for r in rows}
-    cat_meters = {m["id"]: Meter(m["id"], m["event_type"], m["aggregation"], m.get("value")) for m in meters}
-    days = sorted({e["event_time"][:10] for e in doc["events"]})
+    cat_meters = {
+        m["id"]: Meter(
+            m["id"], m["event_type"], m["aggregation"], m.get("value"), tuple(m.get("group_by", ())), m.get("unit", "")
+        )
+        for m in meters
+    }
+    every = [{**e, "event_time": parse_time(e["event_time"])} for e in doc["events"]]
     expected = {}
-    for day in days:
-        events = [
-            {**e, "event_time": parse_time(e["event_time"])} for e in doc["events"] if e["event_time"][:10] == day
-        ]
+    for n in range(30):
+        start = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=n)
+        day, end = start.date().isoformat(), start + timedelta(days=1)
+        events = [e for e in every if start <= e["event_time"] < end]
         for m in cat_meters.values():
-            if any(aggregations.row_quantity(m, e) is not None for e in events if e["event_type"] == m.event_type):
+            reported = any(
+                aggregations.row_quantity(m, e) is not None for e in events if e["event_type"] == m.event_type
+            )
+            if m.aggregation == "time_weighted":  # a level holds on days without events too
+                q = aggregations.period_quantity(m, NO_FILTER, every, start, end)
+                if reported or q:
+                    expected[(day, m.id)] = norm(q)
+            elif reported:
                 expected[(day, m.id)] = norm(aggregations.period_quantity(m, NO_FILTER, events))
     assert got == expected
     assert got[("2026-11-22", "l")] == "3"  # e24, not e19
@@ -240,13 +253,14 @@ def test_reconcile_metering_sql_counts_what_the_router_emits(clickhouse_client):
         for r in rows
         if r["customer_id"] == doc["customer"] and r["lateness"] == "on_time"
     }
-    expected = {
-        m["id"]: (
-            sum(1 for x in m["rows"] if x is not None),
-            norm(sum((Decimal(x) for x in m["rows"] if x is not None), Decimal(0))),
+    expected = {}
+    for m in doc["meters"]:
+        of_type = [e for e in doc["events"] if e["event_type"] == m["event_type"]]
+        rows = [r for e, r in zip(of_type, m["rows"], strict=True) if start <= parse_time(e["event_time"]) < end]
+        expected[m["id"]] = (
+            sum(1 for x in rows if x is not None),
+            norm(sum((Decimal(x) for x in rows if x is not None), Decimal(0))),
         )
-        for m in doc["meters"]
-    }
     assert got == expected
 
 

@@ -10,7 +10,7 @@ import pytest
 from tallyflow.billing import quote
 from tallyflow.core import plans
 from tallyflow.core.events import parse_time
-from tallyflow.core.periods import month_bounds
+from tallyflow.core.periods import Period, month_bounds
 from tests.vector_cases import load, load_versions
 
 VERSION_CASES = load_versions()
@@ -44,7 +44,7 @@ def test_quote_agrees_with_the_invoice_line(case):
     (sub,) = [s for s in CATALOG.subscriptions if s.customer == case.customer]
     start, end = month_bounds(PERIOD)
     segments = plans.segments(CATALOG.plan_versions(sub.plan), sub, start, end)
-    for line in plans.invoice_lines(CATALOG, sub, start, end, case.events):
+    for line in plans.invoice_lines(CATALOG, sub, Period(start, end, PERIOD), case.events):
         if line.type != "usage":
             continue
         seg = next(s for s in segments if s.start == line.segment_start)

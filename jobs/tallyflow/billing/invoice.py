@@ -1,158 +1,45 @@
-"""Invoices: sql/invoice/invoice_lines.sql prices a period; this module assembles invoices,
-finalizes them immutably, and adds corrections for usage that reached a finalized period late.
+"""Invoices: sql/invoice/invoice_lines.sql prices the periods a command selects; this module
+assembles invoices, adds their discounts and taxes (core/totals.py), finalizes them immutably,
+and adds corrections for usage that reached a finalized period late.
 
-All pricing and rounding happen in the SQL. Here: grouping lines per customer, the difference
-between a finalized period as billed and the same period recomputed now (a correction line on
-the next invoice that names the original period), and storing finalized documents.
+Pricing, proration and the minimum true-up happen in the SQL. Here: grouping lines per customer
+and period, discounts and taxes, the difference between a finalized period as billed and the
+same period recomputed now (a correction line on the next invoice that names the original
+period), and storing finalized documents.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
+from tallyflow.billing import contract_terms
+from tallyflow.billing import corrections as correct
 from tallyflow.billing.collector import collector_paused
+from tallyflow.billing.invoice_model import BreakdownRow, Invoice, Line, naive
 from tallyflow.core import aggregations
-from tallyflow.core.periods import iso_utc, month_bounds, plain
+from tallyflow.core.catalog import Catalog
+from tallyflow.core.periods import Period, Selection, iso_utc, parse_period
 from tallyflow.errors import UserError
 from tallyflow.land import clickhouse
 
 ZERO = Decimal(0)
 
 
-def round_display(d: Decimal, minor_units: int) -> Decimal:
-    """Shows an amount with the currency's minor units. The SQL already rounded it (half-up), so
-    this never changes its value; it only fixes the number of decimal places."""
-    return Decimal(d).quantize(Decimal(1).scaleb(-minor_units))
+def selection(period: str | Selection) -> Selection:
+    """A command's period: a Selection, or a name (core/periods.parse_period)."""
+    return parse_period(period) if isinstance(period, str) else period
 
 
-def _money(d: Decimal, minor_units: int) -> str:
-    return str(round_display(d, minor_units))
-
-
-class BreakdownRow(NamedTuple):
-    """One row behind a line's amount, as sql/invoice/invoice_lines.sql returns it: a tier, step
-    or package count; for the credits line, one part (1 covered, 2 uncovered) of one meter."""
-
-    number: int  # the tier or step (from 1); for the credits line, 1 covered, 2 uncovered
-    meter: str
-    units: Decimal
-    unit_price: Decimal  # credits lines: the credits of the part
-    flat_fee: Decimal  # credits lines: the price of one credit
-    amount: Decimal
-
-
-@dataclass
-class Line:
-    type: str  # base_fee | usage | credits | minimum_commitment | correction
-    meter: str
-    filter: str
-    model: str
-    quantity: Decimal
-    billable: Decimal
-    amount_exact: Decimal
-    amount: Decimal
-    minor_units: int
-    segment: tuple[str, str]
-    plan: str = ""
-    version: int = 0
-    corrects_period: str = ""
-    corrects_type: str = ""
-    breakdown: list[BreakdownRow] = field(default_factory=list)
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.corrects_type or self.type, self.meter, self.filter, self.segment[0])
-
-    def as_dict(self) -> dict:
-        d: dict[str, Any] = {
-            "type": self.type,
-            "meter": self.meter or None,
-            "filter": self.filter or None,
-            "model": self.model or None,
-            "quantity": plain(self.quantity),
-            "billable": plain(self.billable),
-            "amount_exact": plain(self.amount_exact),
-            "amount": _money(self.amount, self.minor_units),
-            "plan": self.plan or None,
-            "version": self.version or None,
-            "segment": {"start": self.segment[0], "end": self.segment[1]},
-        }
-        if self.type == "correction":
-            d["corrects"] = {"period": self.corrects_period, "type": self.corrects_type}
-        if self.breakdown:
-            kind = {"staircase": "step", "package": "packages", "credits": "credits"}.get(self.model, "tier")
-            d["breakdown"] = [_breakdown_row(kind, row) for row in self.breakdown]
-        return d
-
-
-def _breakdown_row(kind: str, r: BreakdownRow) -> dict:
-    if kind == "credits":  # covered by grants (free here) or uncovered (overage, or not billed on pause)
-        return {
-            "meter": r.meter,
-            "part": "covered" if r.number == 1 else "uncovered",
-            "units": plain(r.units),
-            "credits": plain(r.unit_price),
-            "price_per_credit": plain(r.flat_fee),
-            "amount": plain(r.amount),
-        }
-    if kind == "packages":
-        return {"packages": plain(r.units), "package_price": plain(r.unit_price), "amount": plain(r.amount)}
-    if kind == "step":
-        return {"step": int(r.number), "units": plain(r.units), "price": plain(r.flat_fee), "amount": plain(r.amount)}
-    return {
-        kind: int(r.number),
-        "units": plain(r.units),
-        "unit_price": plain(r.unit_price),
-        "flat_fee": plain(r.flat_fee),
-        "amount": plain(r.amount),
-    }
-
-
-@dataclass
-class Invoice:
-    customer: str
-    period: str
-    plan: str
-    version: int
-    currency: str
-    minor_units: int
-    total: Decimal
-    lines: list[Line] = field(default_factory=list)
-    status: str = "draft"
-    finalized_at: str | None = None
-    document: dict | None = None  # the stored document of a finalized invoice
-    finalized_now: bool = False  # finalized by this call (not stored before)
-
-    def as_dict(self) -> dict:
-        if self.document is not None:
-            return self.document
-        return {
-            "customer": self.customer,
-            "period": self.period,
-            "status": self.status,
-            "finalized_at": self.finalized_at,
-            "plan": self.plan,
-            "version": self.version,
-            "currency": self.currency,
-            "lines": [line.as_dict() for line in self.lines],
-            "total": _money(self.total, self.minor_units),
-        }
-
-
-def line_parameters(period: str, customer: str | None = None, digest: str = "") -> dict:
-    """The parameters of sql/invoice/invoice_lines.sql: the period's bounds, the customer ('' =
+def line_parameters(period: str | Selection, customer: str | None = None, digest: str = "") -> dict:
+    """The parameters of sql/invoice/invoice_lines.sql: the selected periods, the customer ('' =
     all), the catalog digest ('' = the one applied last) and the aggregation registry."""
-    start, end = month_bounds(period)
     return {
-        "period_start": start.replace(tzinfo=None),
-        "period_end": end.replace(tzinfo=None),
+        **selection(period).sql,
         "customer": customer or "",
         "digest": digest,
         **aggregations.sql_parameters(),
@@ -161,13 +48,15 @@ def line_parameters(period: str, customer: str | None = None, digest: str = "") 
 
 def _priced(
     client: Client,
-    period: str,
+    period: Selection,
     customer: str | None,
     digest: str = "",
     catalog_tables: dict[str, list[tuple]] | None = None,
-) -> dict[str, Invoice]:
-    """Draft invoices priced by sql/invoice/invoice_lines.sql; `catalog_tables` stand in for the
-    stored catalog (shadow pricing)."""
+    terms: Catalog | None = None,
+) -> dict[tuple[str, datetime], Invoice]:
+    """Draft invoices priced by sql/invoice/invoice_lines.sql, with their discounts and taxes
+    (core/totals.py, from `terms` or the stored catalog); `catalog_tables` stand in for the stored
+    catalog (shadow pricing). Keyed by (customer, period start)."""
     with collector_paused():
         rows = clickhouse.query(
             client,
@@ -176,14 +65,21 @@ def _priced(
             tables=catalog_tables,
             tuples=True,
         )
-        invoices: dict[str, Invoice] = {}
+        invoices: dict[tuple[str, datetime], Invoice] = {}
         segments: dict[tuple[datetime, datetime], tuple[str, str]] = {}  # most lines share a few
+        periods: dict[tuple[datetime, datetime, str], Period] = {}
         breakdown_row = BreakdownRow._make
         for r in rows:
-            inv = invoices.get(r.customer_id)
+            inv = invoices.get((r.customer_id, naive(r.period_start)))
             if inv is None:
-                inv = invoices[r.customer_id] = Invoice(
-                    r.customer_id, period, r.plan_id, r.version, r.currency, r.minor_units, r.total
+                bounds = (r.period_start, r.period_end, r.period_name)
+                billed = periods.get(bounds)
+                if billed is None:
+                    billed = periods[bounds] = Period(
+                        r.period_start.replace(tzinfo=UTC), r.period_end.replace(tzinfo=UTC), r.period_name
+                    )
+                inv = invoices[r.customer_id, naive(r.period_start)] = Invoice(
+                    r.customer_id, billed, r.plan_id, r.version, r.currency, r.minor_units, r.total
                 )
             segment = segments.get((r.seg_start, r.seg_end))
             if segment is None:
@@ -203,95 +99,57 @@ def _priced(
                     plan=r.plan_id,
                     version=r.version,
                     breakdown=list(map(breakdown_row, r.breakdown)),
+                    override=r.override,
+                    period=inv.period,
                 )
             )
-        return invoices
-
-
-def _corrections(client: Client, period: str, customer: str | None) -> dict[str, list[tuple[Invoice | None, Line]]]:
-    """Per customer: correction lines for every earlier finalized period whose recomputation now
-    differs from what finalized invoices have billed for it so far."""
-    billed: dict[tuple[str, str, str], dict[tuple, tuple[Decimal, Decimal]]] = defaultdict(dict)
-    for r in clickhouse.query(client, "invoice/billed_lines", {"before": period, "customer": customer or ""}):
-        key = (r["line_type"], r["meter_id"], r["filter_text"], r["segment_start"])
-        billed[(r["billed_period"], r["digest"], r["customer_id"])][key] = (r["quantity"], r["amount"])
-    out: dict[str, list[tuple[Invoice | None, Line]]] = defaultdict(list)
-    by_period: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for billed_period, digest, cust in billed:
-        by_period[(billed_period, digest)].add(cust)
-    for (billed_period, digest), customers in sorted(by_period.items()):
-        recomputed = _priced(client, billed_period, customer, digest)
-        for cust in sorted(customers):
-            now = recomputed.get(cust)
-            was = billed[(billed_period, digest, cust)]
-            current = {line.key: line for line in (now.lines if now else [])}
-            for key in sorted(set(current) | set(was)):
-                line = current.get(key)
-                q_was, a_was = was.get(key, (ZERO, ZERO))
-                q_now, a_now = (line.quantity, line.amount) if line else (ZERO, ZERO)
-                if a_now != a_was or q_now != q_was:
-                    minor = now.minor_units if now else 2
-                    line_type, meter, filter_text, segment_start = key
-                    out[cust].append(
-                        (
-                            now,
-                            Line(
-                                type="correction",
-                                meter=meter,
-                                filter=filter_text,
-                                model=line.model if line else "",
-                                quantity=q_now - q_was,
-                                billable=q_now - q_was,
-                                amount_exact=a_now - a_was,
-                                amount=a_now - a_was,
-                                minor_units=minor,
-                                segment=(segment_start, line.segment[1] if line else segment_start),
-                                plan=line.plan if line else "",
-                                version=line.version if line else 0,
-                                corrects_period=billed_period,
-                                corrects_type=line_type,
-                            ),
-                        )
-                    )
-    return out
+        if invoices:
+            contract_terms.add(terms or contract_terms.catalog_of(client, digest), invoices.values())
+        return {key: invoices[key] for key in sorted(invoices)}
 
 
 def priced_with(
-    client: Client, period: str, digest: str, catalog_tables: dict[str, list[tuple]], customer: str | None = None
+    client: Client,
+    period: str | Selection,
+    terms: Catalog,
+    catalog_tables: dict[str, list[tuple]],
+    customer: str | None = None,
 ) -> list[Invoice]:
-    """The period's invoices priced from the stored events with another catalog (its digest and
-    its tables, standing in for the stored ones): drafts, without corrections; nothing is stored."""
-    return [inv for _, inv in sorted(_priced(client, period, customer, digest, catalog_tables).items())]
+    """The period's invoices priced from the stored events with another catalog (`terms`, and its
+    tables standing in for the stored ones): drafts, without corrections; nothing is stored."""
+    return list(_priced(client, selection(period), customer, terms.digest, catalog_tables, terms).values())
 
 
-def compute(client: Client, period: str, *, customer: str | None = None) -> list[Invoice]:
-    """Every customer's invoice for the period: the finalized document if there is one, else a
-    draft priced now, with corrections of earlier finalized periods."""
-    month_bounds(period)  # validates the period
+def compute(client: Client, period: str | Selection, *, customer: str | None = None) -> list[Invoice]:
+    """Every invoice of the selected periods (a name or a Selection): the finalized document if
+    there is one, else a draft priced now, with corrections of earlier finalized periods."""
+    chosen = selection(period)
     finalized = {
-        r["customer_id"]: r
-        for r in clickhouse.query(client, "invoice/finalized_invoices", {"period": period, "customer": customer or ""})
+        (r["customer_id"], naive(r["period_start"])): r
+        for r in clickhouse.query(
+            client,
+            "invoice/finalized_invoices",
+            {**chosen.sql, "sel_name": chosen.name, "customer": customer or ""},
+        )
     }
-    drafts = _priced(client, period, customer)
-    for cust, corrections in _corrections(client, period, customer).items():
-        if cust in finalized:
-            continue
-        inv = drafts.get(cust)
-        for source, line in corrections:
-            if inv is None:  # no subscription this period, but an earlier one to correct
-                inv = drafts[cust] = Invoice(
-                    cust, period, line.plan, line.version, source.currency if source else "", line.minor_units, ZERO
-                )
-            inv.lines.append(line)
-            inv.total += line.amount
+    drafts = _priced(client, chosen, customer)
+    open_drafts = {key: inv for key, inv in drafts.items() if key not in finalized}
+    for key, corrections in correct.earlier_periods(client, open_drafts, customer, _priced).items():
+        inv = open_drafts[key]
+        inv.lines += corrections
+        inv.total += sum((line.amount for line in corrections), ZERO)
     result = []
-    for cust in sorted(set(drafts) | set(finalized)):
-        if cust in finalized:
-            doc = json.loads(finalized[cust]["document"])
+    for key in sorted(set(drafts) | set(finalized)):
+        if key in finalized:
+            row = finalized[key]
+            doc = json.loads(row["document"])
+            stored = Period(
+                row["period_start"].replace(tzinfo=UTC), row["period_end"].replace(tzinfo=UTC), row["period"]
+            )
             result.append(
                 Invoice(
-                    cust,
-                    period,
+                    key[0],
+                    stored,
                     doc["plan"],
                     doc["version"],
                     doc["currency"],
@@ -303,31 +161,47 @@ def compute(client: Client, period: str, *, customer: str | None = None) -> list
                 )
             )
         else:
-            result.append(drafts[cust])
+            result.append(drafts[key])
     return result
 
 
-def finalize(client: Client, period: str, *, customer: str | None = None, now: datetime | None = None) -> list[Invoice]:
-    """Stores the period's draft invoices immutably; already finalized ones are returned as stored."""
+def finalize(
+    client: Client,
+    period: str | Selection,
+    *,
+    customer: str | None = None,
+    now: datetime | None = None,
+    ended_by: datetime | None = None,
+) -> list[Invoice]:
+    """Stores the selected periods' draft invoices immutably, each once its period has ended (by
+    `ended_by`, default now); already finalized ones are returned as stored."""
     now = now or datetime.now(UTC)
-    _, end = month_bounds(period)
-    if end > now:
-        raise UserError(f"period {period} has not ended (it ends {end.isoformat()}); finalize it after that")
+    ended_by = ended_by or now
+    chosen = selection(period)
     digest = client.query("SELECT catalog_digest FROM catalog_in_force").result_rows[0][0]
+    invoices = compute(client, chosen, customer=customer)
+    running = [i for i in invoices if i.status == "draft" and i.period.end > ended_by]
+    if running and len(running) == len(invoices):
+        first = min(running, key=lambda i: i.period.end)
+        raise UserError(
+            f"period {first.period.name} has not ended (it ends {first.period.end.isoformat()}); finalize it after that"
+        )
     out = []
-    for inv in compute(client, period, customer=customer):
-        if inv.status == "draft":
+    for inv in invoices:
+        if inv.status == "draft" and inv.period.end <= ended_by:
             inv.status, inv.finalized_at = "finalized", iso_utc(now)
             doc = inv.as_dict()
+            ps, pe = inv.period.start, inv.period.end
             client.insert(
-                "invoices_finalized", [[inv.customer, period, now, digest, inv.currency, inv.total, json.dumps(doc)]]
+                "invoices_finalized",
+                [[inv.customer, inv.period.name, now, digest, inv.currency, inv.total, json.dumps(doc), ps, pe]],
             )
             client.insert(
                 "invoice_lines_finalized",
                 [
                     [
                         inv.customer,
-                        period,
+                        inv.period.name,
                         now,
                         n,
                         line.corrects_period,
@@ -337,36 +211,40 @@ def finalize(client: Client, period: str, *, customer: str | None = None, now: d
                         line.segment[0],
                         line.quantity,
                         line.amount,
+                        line.ref,
+                        line.period.start if line.period is not None else ps,
                     ]
                     for n, line in enumerate(inv.lines)
                 ],
             )
             inv.document, inv.finalized_now = doc, True
-        out.append(inv)
+        if inv.status == "finalized":
+            out.append(inv)
     return out
 
 
 def due_periods(client: Client, settlement_window: timedelta, now: datetime) -> list[str]:
-    """Periods with usage and a customer still on a draft whose settlement window has passed:
-    late events are awaited for `settlement_window` after a period ends, then it is final."""
-    return [
-        r["period"]
-        for r in clickhouse.query(client, "invoice/unsettled_periods")
-        if r["period_end"].replace(tzinfo=UTC) + settlement_window <= now
-    ]
+    """The months (YYYY-MM) in which some customer's period starts that has ended, still has a
+    draft, and whose settlement window has passed as of `now`: late events are awaited for
+    `settlement_window` after a period ends, then it is final."""
+    due = (now - settlement_window).replace(tzinfo=None)
+    return [r["month"] for r in clickhouse.query(client, "invoice/unsettled_periods", {"due": due})]
 
 
 def finalize_due(
     client: Client, settlement_window: timedelta, *, now: datetime | None = None, due_as_of: datetime | None = None
 ) -> dict[str, int]:
     """Finalizes every period due as of `due_as_of` (default: now; TALLYFLOW_SETTLEMENT_WINDOW);
-    returns period -> invoices finalized now. Events that reach a finalized period later are
-    corrections on the next invoice."""
+    returns period name -> invoices finalized now. Events that reach a finalized period later
+    are corrections on the next invoice."""
     now = now or datetime.now(UTC)
-    done = {}
-    for period in due_periods(client, settlement_window, due_as_of or now):
-        done[period] = sum(1 for i in finalize(client, period, now=now) if i.finalized_now)
-    return done
+    ended_by = (due_as_of or now) - settlement_window
+    done: dict[str, int] = defaultdict(int)
+    for month in due_periods(client, settlement_window, due_as_of or now):
+        for inv in finalize(client, month, now=now, ended_by=ended_by):
+            if inv.finalized_now:
+                done[inv.period.name] += 1
+    return dict(sorted(done.items()))
 
 
 def render_table(invoices: list[Invoice]) -> str:
@@ -376,10 +254,18 @@ def render_table(invoices: list[Invoice]) -> str:
     for inv in invoices:
         d = inv.as_dict()
         status = "finalized " + d["finalized_at"] if d["status"] == "finalized" else "draft"
-        out.append(f"{d['customer']}  {d['period']}  plan {d['plan']} v{d['version']}  {d['currency']}  ({status})")
+        out.append(
+            f"{d['customer']}  {d['period']} ({d['period_start']} .. {d['period_end']})  plan {d['plan']} "
+            f"v{d['version']}  {d['currency']}  ({status})"
+        )
         for line in d["lines"]:
             label = {"base_fee": "base fee", "minimum_commitment": "minimum commitment true-up"}.get(line["type"])
-            if line["type"] == "correction":
+            if line["type"] == "discount":
+                scope = "all" if line["applies_to"] == "all" else ", ".join(line["applies_to"])
+                label = f"discount {line['coupon']} (on {scope})"
+            elif line["type"] == "tax":
+                label = f"tax {line['name']}"
+            elif line["type"] == "correction":
                 what = line["meter"] or line["corrects"]["type"].replace("_", " ")
                 label = f"correction of {line['corrects']['period']}: {what}"
             elif label is None:
@@ -391,6 +277,10 @@ def render_table(invoices: list[Invoice]) -> str:
                     f" ({line['billable']} uncovered)" if line["billable"] != "0" else ""
                 )
             out.append(f"  {label:<44} {qty:>18} {line['amount']:>14}")
+        if d.get("discount_total", "0") != d.get("tax_total"):
+            for k in ("subtotal", "discount_total", "tax_total"):
+                if k in d:
+                    out.append(f"  {k.replace('_', ' '):<44} {'':>18} {d[k]:>14}")
         out.append(f"  {'total':<44} {'':>18} {d['total']:>14}")
         out.append("")
     return "\n".join(out).rstrip()

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from tallyflow.core import plans, pricing
-from tallyflow.core.catalog import Catalog, Charge, Plan
-from tallyflow.core.periods import month_bounds, parse_decimal, period_of, plain, shown
+from tallyflow.core.catalog import Catalog, Charge, Plan, Subscription
+from tallyflow.core.periods import parse_decimal, period_at, plain, shown
 from tallyflow.errors import UserError
 
 
@@ -18,10 +18,11 @@ def _plain(d: Decimal | None) -> str | None:
     return None if d is None else plain(d)
 
 
-def plan_at(catalog: Catalog, plan_id: str, at: datetime) -> Plan:
+def plan_at(catalog: Catalog, plan_id: str, at: datetime, sub: Subscription | None = None) -> Plan:
     """The version that prices usage at `at`: the invoice's rule (plans.version_in_force) for
-    the billing period that contains `at`, so a quote and the invoice never disagree."""
-    versions = catalog.plan_versions(plan_id)
+    the billing period that contains `at` (the subscription's own, when quoting for a customer,
+    with its overrides), so a quote and the invoice never disagree."""
+    versions = catalog.versions_for(sub) if sub is not None else catalog.plan_versions(plan_id)
     if not versions:
         known = ", ".join(sorted({p.id for p in catalog.plans}))
         raise UserError(f"no plan '{plan_id}' in the catalog (plans: {known})")
@@ -30,8 +31,19 @@ def plan_at(catalog: Catalog, plan_id: str, at: datetime) -> Plan:
             f"plan {plan_id} has no version effective at {at.isoformat()} "
             f"(the first starts {versions[0].effective_from.isoformat()})"
         )
-    period_start, _ = month_bounds(period_of(at))
-    return plans.version_in_force(versions, period_start, at)
+    period = period_at(at, versions[0].billing_period, sub.billing_anchor if sub is not None else None)
+    return plans.version_in_force(versions, period.start, at)
+
+
+def subscription_at(catalog: Catalog, customer: str, at: datetime) -> Subscription:
+    """The customer's subscription in force at `at`."""
+    subs = [s for s in catalog.subscriptions if s.customer == customer]
+    if not subs:
+        raise UserError(f"no subscription of customer '{shown(customer)}' in the catalog")
+    for s in subs:
+        if s.start <= at and (s.end is None or at < s.end):
+            return s
+    raise UserError(f"customer {customer} has no subscription in force at {at.isoformat()}")
 
 
 def pick_charge(plan: Plan, meter: str, filters: dict[str, str]) -> Charge:
@@ -54,22 +66,29 @@ def pick_charge(plan: Plan, meter: str, filters: dict[str, str]) -> Charge:
 
 def quote(
     catalog: Catalog,
-    plan_id: str,
+    plan_id: str | None,
     meter: str,
     quantity: str,
     at: datetime | None = None,
     filters: dict[str, str] | None = None,
+    *,
+    customer: str | None = None,
 ) -> dict:
+    """Prices `quantity` of `meter` under a plan's list prices, or under a customer's
+    subscription with its overrides (`customer`)."""
     try:
         q = parse_decimal(quantity.strip())
     except InvalidOperation:
         raise UserError(f"--quantity '{shown(quantity)}' is not a decimal (ASCII digits)") from None
     if not q.is_finite() or q < 0:
         raise UserError(f"--quantity must be a finite, non-negative decimal (got {quantity})")
-    plan = plan_at(catalog, plan_id, at or datetime.now(UTC))
+    at = at or datetime.now(UTC)
+    sub = subscription_at(catalog, customer, at) if customer else None
+    plan = plan_at(catalog, sub.plan if sub is not None else str(plan_id), at, sub)
     charge = pick_charge(plan, meter, filters or {})
     priced = pricing.price(charge, q)
     return {
+        **({"customer": customer} if customer else {}),
         "plan": plan.id,
         "version": plan.version,
         "meter": meter,
@@ -81,6 +100,7 @@ def quote(
         "currency": plan.currency,
         "amount_exact": _plain(priced.amount_exact),
         "amount": str(pricing.round_money(priced.amount_exact, plan.minor_units)),
+        "override": charge.override,
         "breakdown": [_row(charge, r) for r in priced.breakdown],
     }
 
@@ -102,9 +122,11 @@ def _row(charge: Charge, r: pricing.BreakdownRow) -> dict:
 
 def render(q: dict) -> str:
     head = (
-        f"{q['plan']} v{q['version']}  {q['meter']}"
+        (f"{q['customer']}: " if q.get("customer") else "")
+        + f"{q['plan']} v{q['version']}  {q['meter']}"
         + (" {" + ",".join(f"{k}={v}" for k, v in q["filter"].items()) + "}" if q["filter"] else "")
-        + f"  ({q['model']})  quantity {q['quantity']}, included {q['included_units']}, billable {q['billable']}"
+        + f"  ({q['model']}{', override' if q['override'] else ''})  quantity {q['quantity']}, "
+        f"included {q['included_units']}, billable {q['billable']}"
     )
     rows = []
     for r in q["breakdown"]:

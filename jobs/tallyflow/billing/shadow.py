@@ -15,25 +15,29 @@ from clickhouse_connect.driver.client import Client
 
 from tallyflow.billing import invoice
 from tallyflow.core import catalog
+from tallyflow.core.periods import Selection
 from tallyflow.land import catalog_store
 
 
-def compare(client: Client, period: str, candidate_path: str, *, customer: str | None = None) -> dict:
+def compare(client: Client, period: str | Selection, candidate_path: str, *, customer: str | None = None) -> dict:
     cand = catalog.load(candidate_path)
-    current = {i.customer: i for i in invoice.compute(client, period, customer=customer)}
+    chosen = invoice.selection(period)
+    current = {(i.customer, i.period.name): i for i in invoice.compute(client, chosen, customer=customer)}
     shadow = {
-        i.customer: i for i in invoice.priced_with(client, period, cand.digest, catalog_store.rows(cand), customer)
+        (i.customer, i.period.name): i
+        for i in invoice.priced_with(client, chosen, cand, catalog_store.rows(cand), customer)
     }
     rows = []
-    for cust in sorted(set(current) | set(shadow)):
-        now, cand_inv = current.get(cust), shadow.get(cust)
+    for key in sorted(set(current) | set(shadow)):
+        cust = key[0]
+        now, cand_inv = current.get(key), shadow.get(key)
         now_doc = now.as_dict() if now else None
         cand_doc = cand_inv.as_dict() if cand_inv else None
         rows.append(
             {"customer": cust, "current": now_doc, "candidate": cand_doc, "difference": _difference(now_doc, cand_doc)}
         )
     return {
-        "period": period,
+        "period": chosen.text,
         "candidate": {"file": candidate_path, "digest": cand.digest},
         "stored": "nothing (shadow pricing)",
         "customers": rows,

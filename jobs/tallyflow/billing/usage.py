@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tallyflow.billing import invoice
+from tallyflow.billing import invoice, invoice_model
 from tallyflow.core import aggregations, pricing
 from tallyflow.core.model import Catalog, Charge, Plan
 from tallyflow.core.periods import iso_utc, month_bounds, plain
@@ -94,9 +94,9 @@ def report(client, catalog: Catalog, customer: str, period: str, now: datetime |
                     "included_units": plain(included),
                     "included_used": plain(min(line.quantity, included)),
                     "billable": plain(line.billable),
-                    "cost_so_far": str(invoice.round_display(amount, mu)),
+                    "cost_so_far": str(invoice_model.round_display(amount, mu)),
                     "projected_quantity": plain(q_proj.quantize(Decimal("0.000001")) if grows else q_proj),
-                    "projected_cost": str(invoice.round_display(p_amount, mu)),
+                    "projected_cost": str(invoice_model.round_display(p_amount, mu)),
                     "segment": {"start": line.segment[0], "end": line.segment[1]},
                 }
             )
@@ -107,6 +107,6 @@ def report(client, catalog: Catalog, customer: str, period: str, now: datetime |
     plan = _plan(catalog, inv.plan, inv.version)
     if plan is not None and plan.minimum_commitment is not None:
         projected = max(projected, plan.minimum_commitment)
-    doc["cost_so_far"] = str(invoice.round_display(inv.total, mu))  # the draft invoice's total
-    doc["projected_cost"] = str(invoice.round_display(projected, mu))
+    doc["cost_so_far"] = str(invoice_model.round_display(inv.total, mu))  # the draft invoice's total
+    doc["projected_cost"] = str(invoice_model.round_display(projected, mu))
     return doc

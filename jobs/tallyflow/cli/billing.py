@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tallyflow.cli.output import emit, format_arg
-from tallyflow.cli.types import month
+from tallyflow.cli.types import instant, month, period
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -16,7 +16,15 @@ RECONCILE_DISCREPANCY = 3
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("invoice", help="compute invoices for a billing period from ClickHouse")
-    p.add_argument("--period", type=month, help="billing period, YYYY-MM")
+    p.add_argument(
+        "--period",
+        type=period,
+        help="a period name: 2026-10 (every period that starts in that month), 2026-10-15 (anchored "
+        "periods that start that day), 2026-W42, 2026-Q4 or 2026",
+    )
+    p.add_argument(
+        "--at", type=instant, help="the periods that contain this instant (ISO 8601, like 2026-10-20T12:00:00Z)"
+    )
     p.add_argument("--customer", help="only this customer")
     p.add_argument(
         "--finalize",
@@ -38,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("quote", help="price a quantity under a plan, with the tier breakdown")
     p.add_argument("--catalog", required=True, help="catalog file (YAML or JSON)")
-    p.add_argument("--plan", required=True, help="plan id")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--plan", help="plan id: its list prices")
+    which.add_argument("--customer", help="customer id: its subscription's plan, with its overrides")
     p.add_argument("--meter", required=True, help="meter id")
     p.add_argument("--quantity", required=True, help="the metered quantity U (a decimal)")
     p.add_argument("--at", help="price with the version in force at this time (default: now)")
@@ -76,9 +86,10 @@ def cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
     else:
         client = clickhouse.reader(settings)
     if args.finalize_due:
-        if args.period or args.customer or args.finalize or args.catalog:
+        if args.period or args.at or args.customer or args.finalize or args.catalog:
             raise UserError(
-                "--finalize-due finalizes every due period; it takes no --period, --customer, --finalize or --catalog"
+                "--finalize-due finalizes every due period; it takes no --period, --at, --customer, --finalize "
+                "or --catalog"
             )
         done = invoice.finalize_due(client, settings.settlement_window)
         emit(
@@ -87,20 +98,25 @@ def cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
             "\n".join(f"{p}: {n} invoices finalized" for p, n in done.items()) or "no period is due",
         )
         return 0
-    if not args.period:
-        raise UserError("invoice needs --period YYYY-MM (or --finalize-due)")
+    if args.period and args.at:
+        raise UserError("invoice takes --period or --at, not both")
+    chosen = args.period or args.at
+    if not chosen:
+        raise UserError(
+            "invoice needs --period NAME (2026-10, 2026-10-15, 2026-W42, 2026-Q4, 2026), --at T or --finalize-due"
+        )
     if args.catalog:
         from tallyflow.billing import shadow
 
         if args.finalize:
             raise UserError("--catalog prices with a candidate catalog and stores nothing; it cannot --finalize")
-        result = shadow.compare(client, args.period, args.catalog, customer=args.customer)
+        result = shadow.compare(client, chosen, args.catalog, customer=args.customer)
         emit(result, args.format, shadow.render(result))
         return 0
     if args.finalize:
-        invoices = invoice.finalize(client, args.period, customer=args.customer)
+        invoices = invoice.finalize(client, chosen, customer=args.customer)
     else:
-        invoices = invoice.compute(client, args.period, customer=args.customer)
+        invoices = invoice.compute(client, chosen, customer=args.customer)
     emit([i.as_dict() for i in invoices], args.format, invoice.render_table(invoices))
     return 0
 
@@ -123,7 +139,9 @@ def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
             if not sep:
                 raise UserError(f"--filter '{f}' is not key=value")
             filters[k.strip()] = v.strip()
-    result = quote.quote(catalog.load(args.catalog), args.plan, args.meter, args.quantity, at, filters)
+    result = quote.quote(
+        catalog.load(args.catalog), args.plan, args.meter, args.quantity, at, filters, customer=args.customer
+    )
     emit(result, args.format, quote.render(result))
     return 0
 

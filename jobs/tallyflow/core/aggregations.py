@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from tallyflow.core.model import Charge, Meter
 
@@ -25,7 +26,7 @@ class Aggregation:
     name: str
     value_from: str  # "values" (a decimal), "dimensions" (a string) or "" (count takes none)
     per_event: str  # what the router emits per event: one | one_if_dimension | value
-    period_rule: str  # how the period's events make U: count | sum | max | distinct | latest | quantile
+    period_rule: str  # how the period's events make U: count | sum | max | distinct | latest | quantile | time_weighted
     window_rule: str  # how windows make U: "add", "max", or "" (only the raw events can)
     level: float | None = None  # the quantile of p95 / p99
 
@@ -50,8 +51,13 @@ REGISTRY: dict[str, Aggregation] = {
         Aggregation("latest", "values", "value", "latest", ""),
         Aggregation("p95", "values", "value", "quantile", "", 0.95),
         Aggregation("p99", "values", "value", "quantile", "", 0.99),
+        # Each event reports a resource's level; U is the integral of the levels over the period.
+        Aggregation("time_weighted", "values", "value", "time_weighted", ""),
     )
 }
+# time_weighted's units, in milliseconds: the integral's level-milliseconds are divided by one.
+TIME_UNITS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+QUANTITY_PLACES = Decimal(1).scaleb(-12)  # Decimal(38, 12), the scale every quantity is stored in
 NAMES = tuple(REGISTRY)
 ADDITIVE = tuple(name for name, a in REGISTRY.items() if a.additive)
 
@@ -64,6 +70,8 @@ def sql_parameters() -> dict[str, list]:
         "per_event": [a.per_event for a in REGISTRY.values()],
         "period_rules": [a.period_rule for a in REGISTRY.values()],
         "levels": [a.level or 0.0 for a in REGISTRY.values()],
+        "time_units": list(TIME_UNITS),
+        "unit_ms": list(TIME_UNITS.values()),
     }
 
 
@@ -90,8 +98,12 @@ def quantile_exact(values: list[Decimal], level: float) -> Decimal:
     return ordered[min(int(level * len(ordered)), len(ordered) - 1)]
 
 
-def period_quantity(meter: Meter, charge: Charge, events: Iterable[dict]) -> Decimal:
-    """U: the meter's aggregation over one segment's events that pass the charge's filter."""
+def period_quantity(
+    meter: Meter, charge: Charge, events: Iterable[dict], start: datetime | None = None, end: datetime | None = None
+) -> Decimal:
+    """U: the meter's aggregation over one segment's events that pass the charge's filter. A
+    time_weighted meter also reads the levels reported before the segment: pass the events
+    before `end`, and the segment's `start` and `end`."""
     rows = [
         e
         for e in events
@@ -114,4 +126,30 @@ def period_quantity(meter: Meter, charge: Charge, events: Iterable[dict]) -> Dec
         return max(valued, key=lambda ev: (ev[0]["event_time"], ev[0]["event_id"]))[1]
     if agg.period_rule == "quantile" and agg.level is not None:
         return quantile_exact(vals, agg.level)
+    if agg.period_rule == "time_weighted" and start is not None and end is not None:
+        return time_weighted(meter, valued, start, end)
     raise ValueError(f"aggregation {agg.name}: no period rule {agg.period_rule!r}")
+
+
+def time_weighted(meter: Meter, valued: list[tuple[dict, Decimal]], start: datetime, end: datetime) -> Decimal:
+    """The integral over [start, end) of the summed levels of the meter's resources (its group_by
+    dimensions), in its unit. A level holds from its event until the resource's next event (the
+    later event id first at one instant); the last level before `start` carries into it. The
+    level-milliseconds are exact; dividing by the unit is truncated to 12 places (docs/catalog.md)."""
+    by_resource: dict[tuple[str, ...], list[tuple[datetime, str, Decimal]]] = {}
+    for e, level in valued:
+        if e["event_time"] < end:
+            resource = tuple(e.get("dimensions", {}).get(k, "") for k in meter.group_by)
+            by_resource.setdefault(resource, []).append((e["event_time"], e["event_id"], level))
+    total = ZERO
+    ms = timedelta(milliseconds=1)
+    for points in by_resource.values():
+        points.sort(key=lambda x: (x[0], x[1]))
+        for i, (t, _, level) in enumerate(points):
+            following = points[i + 1][0] if i + 1 < len(points) else end
+            held = (min(following, end) - max(t, start)) // ms
+            if held > 0:
+                total += level * held
+    with localcontext() as ctx:
+        ctx.prec = 80
+        return (total / TIME_UNITS[meter.unit]).quantize(QUANTITY_PLACES, rounding=ROUND_DOWN)

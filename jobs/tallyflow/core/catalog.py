@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from tallyflow.core import aggregations, catalog_alerts
+from tallyflow.core import aggregations, catalog_alerts, catalog_credits, periods
 from tallyflow.core import catalog_accounts as accounts
+from tallyflow.core import catalog_contracts as contracts
 from tallyflow.core import catalog_fields as read
 from tallyflow.core.catalog_fields import Problems
 from tallyflow.core.model import (
@@ -25,12 +26,14 @@ from tallyflow.core.model import (
     Catalog,
     CatalogError,
     Charge,
+    Coupon,
     Credits,
     Grant,
     Meter,
     Plan,
     Step,
     Subscription,
+    Tax,
     Tier,
     minor_units,
 )
@@ -41,12 +44,14 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "Charge",
+    "Coupon",
     "Credits",
     "Grant",
     "Meter",
     "Plan",
     "Step",
     "Subscription",
+    "Tax",
     "Tier",
     "load",
     "minor_units",
@@ -67,7 +72,7 @@ def _meters(p: Problems, raw: Any) -> tuple[Meter, ...]:
             p,
             where,
             m,
-            {"id", "event_type", "aggregation", "value", "group_by", "description"},
+            {"id", "event_type", "aggregation", "value", "group_by", "unit", "description"},
             {"id", "event_type", "aggregation"},
         )
         mid = read.text(p, where, "id", m.get("id"))
@@ -82,6 +87,14 @@ def _meters(p: Problems, raw: Any) -> tuple[Meter, ...]:
             p.add(where, f"aggregation {agg} needs 'value' (a key of values, or of dimensions for unique_count)")
         if value is not None and not isinstance(value, str):
             p.add(where, "value must be a string key")
+        unit = m.get("unit")
+        if agg == "time_weighted" and read.choice(unit) not in aggregations.TIME_UNITS:
+            p.add(
+                where,
+                f"unit '{shown(unit)}' is not one of {', '.join(aggregations.TIME_UNITS)} (time_weighted needs one)",
+            )
+        elif agg != "time_weighted" and unit is not None:
+            p.add(where, "unit belongs to time_weighted meters")
         group_by = read.items(p, f"{where}, group_by", m.get("group_by"))
         if any(not isinstance(g, str) or not g for g in group_by) or len(set(group_by)) != len(group_by):
             p.add(where, "group_by must be a list of distinct dimension keys")
@@ -92,6 +105,7 @@ def _meters(p: Problems, raw: Any) -> tuple[Meter, ...]:
                 str(agg),
                 value if isinstance(value, str) else None,
                 tuple(str(g) for g in group_by),
+                str(unit) if agg == "time_weighted" and isinstance(unit, str) else "",
             )
         )
     if not out:
@@ -196,48 +210,6 @@ def _filters_overlap(a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], .
     return all(da[k] == db[k] for k in set(da) & set(db))
 
 
-def _credits(p: Problems, plan_label: str, raw: Any, meters: dict[str, Meter]) -> Credits | None:
-    if raw is None:
-        return None
-    c = read.mapping(p, f"{plan_label}, credits", raw)
-    where = f"{plan_label}, credits"
-    read.keys(
-        p,
-        where,
-        c,
-        {"rates", "credit_price", "on_exhausted", "overage_multiplier", "alert_thresholds"},
-        {"rates", "credit_price"},
-    )
-    rates = []
-    for meter_id, rate in read.mapping(p, f"{where}, rates", c.get("rates") or {}).items():
-        meter = meters.get(meter_id)
-        if meter is None:
-            p.add(where, f"rates: meter '{meter_id}' is not defined in meters")
-        elif meter.aggregation in aggregations.REGISTRY and not aggregations.of(meter).additive:
-            p.add(where, f"rates: meter '{meter_id}' is {meter.aggregation}; credits need count or sum meters")
-        rates.append((str(meter_id), read.decimal(p, where, f"rates.{meter_id}", rate, positive=True)))
-    if not rates:
-        p.add(where, "rates must name at least one meter")
-    on_exhausted = c.get("on_exhausted", "overage")
-    if on_exhausted not in ("overage", "pause"):
-        p.add(where, f"on_exhausted '{on_exhausted}' is not one of overage, pause")
-    thresholds = [
-        read.decimal(p, where, f"alert_thresholds[{i}]", t, positive=True)
-        for i, t in enumerate(read.items(p, where, c.get("alert_thresholds")))
-    ]
-    if any(t > 1 for t in thresholds):
-        p.add(where, "alert_thresholds are fractions of the granted credits, at most 1")
-    if thresholds != sorted(set(thresholds)):
-        p.add(where, "alert_thresholds must strictly increase")
-    return Credits(
-        rates=tuple(sorted(rates)),
-        credit_price=read.decimal(p, where, "credit_price", c.get("credit_price")),
-        on_exhausted=str(on_exhausted),
-        overage_multiplier=read.decimal(p, where, "overage_multiplier", c.get("overage_multiplier", "1")),
-        alert_thresholds=tuple(thresholds),
-    )
-
-
 def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
     out: list[Plan] = []
     seen: set[tuple[str, int]] = set()
@@ -276,8 +248,12 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
         apply = pl.get("apply", "next_period")
         if apply not in ("next_period", "immediately"):
             p.add(label, f"apply '{apply}' is not one of next_period, immediately")
-        if pl.get("billing_period", "month") != "month":
-            p.add(label, "billing_period must be month (calendar month, UTC)")
+        billing_period = read.choice(pl.get("billing_period", "month"))
+        if billing_period not in periods.LENGTHS:
+            p.add(
+                label, f"billing_period '{shown(pl.get('billing_period'))}' is not one of {', '.join(periods.LENGTHS)}"
+            )
+            billing_period = "month"
         charges = tuple(
             ch
             for j, c in enumerate(read.items(p, f"{label}, charges", pl.get("charges")))
@@ -290,7 +266,7 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
                         f"{label}, charge {b.label}",
                         f"several charges on meter {a.meter} need disjoint filters (overlaps {a.label})",
                     )
-        credits = _credits(p, label, pl.get("credits"), meters)
+        credits = catalog_credits.parse(p, label, pl.get("credits"), meters)
         if credits is not None:
             charged = {c.meter for c in charges}
             for meter_id, _ in credits.rates:
@@ -304,6 +280,7 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
                 effective_from=read.time(p, label, "effective_from", pl.get("effective_from")),
                 currency=currency,
                 apply=str(apply),
+                billing_period=str(billing_period),
                 base_fee=read.decimal(p, label, "base_fee", pl.get("base_fee", "0")),
                 minimum_commitment=None if mc is None else read.decimal(p, label, "minimum_commitment", mc),
                 charges=charges,
@@ -324,25 +301,55 @@ def _plans(p: Problems, raw: Any, meters: dict[str, Meter]) -> tuple[Plan, ...]:
                 )
             if newer.currency != older.currency:
                 p.add(newer.label, f"currency {newer.currency} differs from v{older.version}'s {older.currency}")
+            if newer.billing_period != older.billing_period:
+                p.add(
+                    newer.label,
+                    f"billing_period {newer.billing_period} differs from v{older.version}'s {older.billing_period} "
+                    "(a subscription keeps its period length; a new length is a new plan)",
+                )
     return tuple(out)
 
 
 def parse(doc: Any, source: str = "catalog") -> Catalog:
     p = Problems()
     doc = read.mapping(p, "", doc)
-    read.keys(p, "", doc, {"meters", "plans", "subscriptions", "grants", "privacy"}, {"meters", "plans"})
+    read.keys(
+        p,
+        "",
+        doc,
+        {"meters", "plans", "subscriptions", "grants", "privacy", "coupons", "taxes", "customers"},
+        {"meters", "plans"},
+    )
     meters = _meters(p, doc.get("meters"))
     by_id = {m.id: m for m in meters}
     plans = _plans(p, doc.get("plans"), by_id)
     subs = accounts.subscriptions(p, doc.get("subscriptions"), {pl.id for pl in plans})
     grants = accounts.grants(p, doc.get("grants"))
     accounts.one_currency_per_customer(p, plans, subs)
+    coupons = contracts.coupons(p, doc.get("coupons"), set(by_id))
+    contracts.check_coupon_uses(p, subs, coupons, plans)
+    taxes = contracts.taxes(p, doc.get("taxes"))
+    customer_taxes = contracts.customers(p, doc.get("customers"), {t.id for t in taxes})
+    overridden = contracts.overridden(p, doc, plans, subs, lambda p_, where, i, c: _charge(p_, where, i, c, by_id))
     pseudonymize = _privacy(p, doc.get("privacy"))
     if p.items:
         raise CatalogError(source, p.items)
     document = json.dumps(doc, sort_keys=True, default=str)
     digest = hashlib.sha256(document.encode()).hexdigest()[:16]
-    return Catalog(meters, plans, subs, grants, digest, by_id, document, pseudonymize)
+    return Catalog(
+        meters,
+        plans,
+        subs,
+        grants,
+        digest,
+        by_id,
+        document,
+        pseudonymize,
+        coupons,
+        taxes,
+        customer_taxes,
+        overridden,
+    )
 
 
 def _privacy(p: Problems, raw: Any) -> tuple[str, ...]:

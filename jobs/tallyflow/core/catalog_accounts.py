@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tallyflow.core import catalog_contracts as contracts
 from tallyflow.core import catalog_fields as read
+from tallyflow.core import periods
 from tallyflow.core.catalog_fields import Problems
 from tallyflow.core.model import Grant, Plan, Subscription
 
@@ -17,7 +19,13 @@ def subscriptions(p: Problems, raw: Any, plan_ids: set[str]) -> tuple[Subscripti
     for i, s in enumerate(read.items(p, "subscriptions", raw)):
         s = read.mapping(p, f"subscriptions[{i}]", s)
         where = f"subscription of {s.get('customer', f'#{i}')}"
-        read.keys(p, where, s, {"customer", "plan", "start", "end"}, {"customer", "plan", "start"})
+        read.keys(
+            p,
+            where,
+            s,
+            {"customer", "plan", "start", "end", "billing_anchor", "overrides", "coupons"},
+            {"customer", "plan", "start"},
+        )
         plan = read.text(p, where, "plan", s.get("plan"))
         if plan and plan not in plan_ids:
             p.add(where, f"plan '{plan}' is not defined in plans")
@@ -25,7 +33,24 @@ def subscriptions(p: Problems, raw: Any, plan_ids: set[str]) -> tuple[Subscripti
         end = None if s.get("end") is None else read.time(p, where, "end", s.get("end"))
         if end is not None and end <= start:
             p.add(where, "end must be after start")
-        out.append(Subscription(read.text(p, where, "customer", s.get("customer")), plan, start, end))
+        anchor = None
+        if s.get("billing_anchor") is not None:
+            anchor = read.time(p, where, "billing_anchor", s.get("billing_anchor"))
+            if anchor.microsecond:
+                p.add(where, f"billing_anchor {anchor.isoformat()} must be whole seconds")
+            if not periods.FIRST_DAY <= anchor.date() <= periods.LAST_DAY:
+                p.add(where, f"billing_anchor must fall within {periods.FIRST_DAY}..{periods.LAST_DAY}")
+        out.append(
+            Subscription(
+                read.text(p, where, "customer", s.get("customer")),
+                plan,
+                start,
+                end,
+                anchor,
+                contracts.coupon_uses(p, where, s.get("coupons"), start),
+                s.get("overrides") is not None,
+            )
+        )
     far = datetime.max.replace(tzinfo=UTC)
     for i, a in enumerate(out):
         for b in out[i + 1 :]:

@@ -25,8 +25,21 @@ class Problems:
 
 
 def decimal(
-    p: Problems, where: str, name: str, raw: Any, *, minimum: Decimal | None = Decimal(0), positive: bool = False
+    p: Problems,
+    where: str,
+    name: str,
+    raw: Any,
+    *,
+    minimum: Decimal | None = Decimal(0),
+    positive: bool = False,
+    quoted: bool = False,
 ) -> Decimal:
+    """A decimal in a string (or an integer, unless `quoted`: money in the newer fields must be
+    written as a string, as YAML reads 0.1 as a binary float)."""
+    if quoted and not isinstance(raw, str):
+        hint = f' (write "{raw}")' if isinstance(raw, int | float) and not isinstance(raw, bool) else ""
+        p.add(where, f"{name} must be a decimal string{hint}")
+        return Decimal(0)
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         hint = f' (write "{raw}")' if isinstance(raw, float) else ""
         p.add(where, f"{name} must be a decimal string{hint}")

@@ -33,6 +33,7 @@ class Meter:
     aggregation: str
     value: str | None = None
     group_by: tuple[str, ...] = ()
+    unit: str = ""  # time_weighted: second | minute | hour | day
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Charge:
     package_size: Decimal | None = None
     package_price: Decimal | None = None
     steps: tuple[Step, ...] = ()
+    override: bool = False  # priced by the subscription's overrides, not the plan's list price
 
     @property
     def filter_text(self) -> str:
@@ -114,6 +116,8 @@ class Plan:
     charges: tuple[Charge, ...] = ()
     credits: Credits | None = None
     alerts: Alerts | None = None
+    # What a subscription's overrides replaced in this version: base_fee, minimum_commitment.
+    overridden: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -125,11 +129,43 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class CouponUse:
+    coupon: str
+    start: datetime
+
+
+@dataclass(frozen=True)
 class Subscription:
     customer: str
     plan: str
     start: datetime
     end: datetime | None = None
+    billing_anchor: datetime | None = None  # None: calendar periods
+    coupons: tuple[CouponUse, ...] = ()
+    overridden: bool = False  # has overrides (Catalog.versions_for applies them)
+
+    @property
+    def price_key(self) -> str:
+        """Names the subscription's own prices in the catalog tables ('' = the plan's list prices)."""
+        return f"{self.customer}|{self.start.isoformat()}" if self.overridden else ""
+
+
+@dataclass(frozen=True)
+class Coupon:
+    id: str
+    duration: str  # once | repeating | forever
+    percent_off: Decimal | None = None
+    amount_off: Decimal | None = None
+    currency: str = ""
+    periods: int = 0  # repeating: how many periods
+    applies_to: tuple[str, ...] = ()  # meters; () = every line
+
+
+@dataclass(frozen=True)
+class Tax:
+    id: str
+    rate: Decimal
+    name: str
 
 
 @dataclass(frozen=True)
@@ -153,12 +189,33 @@ class Catalog:
     document: str = field(default="", compare=False, repr=False)  # the canonical JSON the digest is of
     # Dimension keys whose values the decoder replaces by a keyed HMAC (privacy.pseudonymize).
     pseudonymize: tuple[str, ...] = ()
+    coupons: tuple[Coupon, ...] = ()
+    taxes: tuple[Tax, ...] = ()
+    customer_taxes: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    # A subscription with overrides -> every version of its plan with them applied.
+    overridden: dict[str, tuple[Plan, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def meter(self, meter_id: str) -> Meter:
         return self.meters_by_id[meter_id]
 
     def plan_versions(self, plan_id: str) -> list[Plan]:
         return sorted((p for p in self.plans if p.id == plan_id), key=lambda p: p.version)
+
+    def versions_for(self, sub: Subscription) -> list[Plan]:
+        """The versions a subscription is billed under: its plan's, with its overrides applied."""
+        return list(self.overridden.get(sub.price_key, ())) or self.plan_versions(sub.plan)
+
+    def billing_period(self, plan_id: str) -> str:
+        """A plan's period length (every version has the same, checked at load)."""
+        versions = self.plan_versions(plan_id)
+        return versions[0].billing_period if versions else "month"
+
+    def coupon(self, coupon_id: str) -> Coupon:
+        return next(c for c in self.coupons if c.id == coupon_id)
+
+    def taxes_of(self, customer: str) -> list[Tax]:
+        by_id = {t.id: t for t in self.taxes}
+        return [by_id[t] for t in self.customer_taxes.get(customer, ())]
 
     @property
     def customers(self) -> list[str]:

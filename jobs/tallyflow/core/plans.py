@@ -1,8 +1,9 @@
 """Plan versions and invoice-level rules (docs/catalog.md): which version is in force, the
 segments a period splits into, proration, minimum commitment, and the reference invoice in
-Python. The invoice SQL (sql/invoice/invoice_lines.sql, sql/ddl/001_version_in_force.sql)
-implements the same; tests/vectors/ holds both to identical answers. Charge pricing itself is
-pricing.py, meter aggregation aggregations.py.
+Python (discounts and taxes then follow, core/totals.py). The invoice SQL
+(sql/invoice/invoice_lines.sql, sql/ddl/001_version_in_force.sql) implements the same;
+tests/vectors/ holds both to identical answers. Charge pricing itself is pricing.py, meter
+aggregation aggregations.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 from tallyflow.core import aggregations, pricing
 from tallyflow.core.catalog import Catalog, Plan, Subscription
+from tallyflow.core.periods import Period
 
 ZERO = Decimal(0)
 SHARE_SCALE = Decimal(1).scaleb(-24)  # the SQL's Decimal256 scale for shares and prorated fees
@@ -36,6 +38,7 @@ class Line:
     quantity: Decimal = ZERO
     amount_exact: Decimal = ZERO
     amount: Decimal = ZERO
+    override: bool = False  # priced with the subscription's overrides
 
 
 def version_in_force(versions: list[Plan], period_start: datetime, at: datetime) -> Plan:
@@ -79,15 +82,15 @@ def _prorate(amount: Decimal, s: Decimal) -> Decimal:
         return (amount * s).quantize(SHARE_SCALE, rounding=ROUND_DOWN)
 
 
-def invoice_lines(
-    catalog: Catalog, sub: Subscription, period_start: datetime, period_end: datetime, events: list[dict]
-) -> list[Line]:
-    """Every line of one subscription's invoice for a period; `events` carry datetime event_time."""
+def invoice_lines(catalog: Catalog, sub: Subscription, period: Period, events: list[dict]) -> list[Line]:
+    """Every line of one subscription's invoice for one of its periods, before discounts and
+    taxes; `events` carry datetime event_time (a time_weighted meter also reads earlier ones)."""
     lines: list[Line] = []
-    for seg in segments(catalog.plan_versions(sub.plan), sub, period_start, period_end):
+    own = [e for e in events if e["customer_id"] == sub.customer]
+    for seg in segments(catalog.versions_for(sub), sub, period.start, period.end):
         plan = seg.plan
-        s = share(seg, period_start, period_end)
-        seg_events = [e for e in events if e["customer_id"] == sub.customer and seg.start <= e["event_time"] < seg.end]
+        s = share(seg, period.start, period.end)
+        seg_events = [e for e in own if seg.start <= e["event_time"] < seg.end]
         seg_lines: list[Line] = []
         if plan.base_fee > 0:
             exact = _prorate(plan.base_fee, s)
@@ -98,10 +101,15 @@ def invoice_lines(
                     quantity=s,
                     amount_exact=exact,
                     amount=pricing.round_money(exact, plan.minor_units),
+                    override="base_fee" in plan.overridden,
                 )
             )
         for charge in plan.charges:
-            q = aggregations.period_quantity(catalog.meter(charge.meter), charge, seg_events)
+            meter = catalog.meter(charge.meter)
+            if aggregations.of(meter).period_rule == "time_weighted":
+                q = aggregations.period_quantity(meter, charge, own, seg.start, seg.end)
+            else:
+                q = aggregations.period_quantity(meter, charge, seg_events)
             exact = pricing.price(charge, q).amount_exact
             seg_lines.append(
                 Line(
@@ -113,6 +121,7 @@ def invoice_lines(
                     q,
                     exact,
                     pricing.round_money(exact, plan.minor_units),
+                    charge.override,
                 )
             )
         if plan.minimum_commitment is not None:
@@ -127,6 +136,7 @@ def invoice_lines(
                         quantity=s,
                         amount_exact=minimum_exact - subtotal,
                         amount=minimum - subtotal,
+                        override="minimum_commitment" in plan.overridden,
                     )
                 )
         lines += seg_lines

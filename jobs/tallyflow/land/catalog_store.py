@@ -18,17 +18,21 @@ def rows(catalog: Catalog) -> dict[str, list[tuple]]:
     d = catalog.digest
     out: dict[str, list[tuple]] = {
         "catalog_meters": [
-            (d, m.id, m.event_type, m.aggregation, m.value or "", list(m.group_by)) for m in catalog.meters
+            (d, m.id, m.event_type, m.aggregation, m.value or "", list(m.group_by), m.unit) for m in catalog.meters
         ],
         "catalog_plans": [],
         "catalog_charges": [],
         "catalog_credit_rates": [],
-        "catalog_subscriptions": [(d, s.customer, s.plan, s.start, s.end) for s in catalog.subscriptions],
+        "catalog_subscriptions": [
+            (d, s.customer, s.plan, s.start, s.end, s.billing_anchor, s.price_key) for s in catalog.subscriptions
+        ],
         "catalog_grants": [
             (d, g.customer, g.grant_id, g.credits, g.priority, g.effective_at, g.expires_at) for g in catalog.grants
         ],
     }
-    for p in catalog.plans:
+    priced = [("", p) for p in catalog.plans]
+    priced += [(key, p) for key, versions in sorted(catalog.overridden.items()) for p in versions]
+    for key, p in priced:
         c = p.credits
         out["catalog_plans"].append(
             (
@@ -44,6 +48,10 @@ def rows(catalog: Catalog) -> dict[str, list[tuple]]:
                 c.credit_price if c else None,
                 c.on_exhausted if c else "",
                 c.overage_multiplier if c else 1,
+                p.billing_period,
+                key,
+                "base_fee" in p.overridden,
+                "minimum_commitment" in p.overridden,
             )
         )
         for i, ch in enumerate(p.charges):
@@ -65,8 +73,12 @@ def rows(catalog: Catalog) -> dict[str, list[tuple]]:
                     [t.flat_fee for t in ch.tiers],
                     [s.up_to for s in ch.steps],
                     [s.price for s in ch.steps],
+                    key,
+                    ch.override,
                 )
             )
+        if key:
+            continue  # credit terms are the plan's own (overrides do not reach them)
         for meter_id, rate in c.rates if c else ():
             out["catalog_credit_rates"].append((d, p.id, p.version, meter_id, rate))
     return out

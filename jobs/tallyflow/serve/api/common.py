@@ -23,11 +23,13 @@ class ApiError(Exception):
 
 
 def parse_period(value: str | None) -> str:
-    """The one spelling of a period (ASCII `YYYY-MM`), so one period is one cache entry."""
+    """The one spelling of a period name (ASCII: 2026-10, 2026-10-15, 2026-W42, 2026-Q4, 2026),
+    so one period is one cache entry; none: the calendar month now (a customer's own period then
+    is the one that starts in it)."""
     if value is None:
         return period_of(datetime.now(UTC))
     try:
-        return periods.parse_month(value)
+        return periods.parse_period(value).text
     except UserError as e:
         raise ApiError(400, str(e)) from None
 

@@ -1,0 +1,2 @@
+ALTER TABLE catalog_meters ON CLUSTER `billing`
+    ADD COLUMN IF NOT EXISTS unit LowCardinality(String) DEFAULT ''
