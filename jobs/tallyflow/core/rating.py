@@ -2,7 +2,9 @@
 
 Runs as a keyed Python function on the window stream (one row per customer, meter, group and
 window, so Python's per-row cost is paid per window, not per event). The position is the
-period-to-date quantity of the charge within its segment (tiers restart at a version switch);
+period-to-date quantity of the charge within its segment of the customer's own period (counted
+from its billing anchor: positions restart at the customer's period start, and at a version
+switch);
 a record's amount is price(position after) - price(position before), using pricing.py, so the
 amounts of a segment add up to the charge's amount for the metered usage. The first record of a
 segment is priced from nothing, so a first-tier flat fee or a staircase's first step is in it.
@@ -16,23 +18,26 @@ carry what they need).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
 from tallyflow.core import aggregations, plans, pricing
 from tallyflow.core.catalog import Catalog, Charge, Plan, Subscription
-from tallyflow.core.periods import iso_utc, month_bounds, period_of, plain
+from tallyflow.core.periods import Period, iso_utc, period_at, plain
 
 RATED_MODELS_PROVISIONAL = ("volume", "staircase")
-SEGMENT_CACHE = 100_000  # (customer, month) entries Rater.plan_at keeps
+SEGMENT_CACHE = 100_000  # (customer, period) entries Rater keeps
+# A position is kept while its segment could still be adjusted: late events reach windows hours
+# behind, never a period that ended this long before the window.
+POSITION_HORIZON = timedelta(days=400)
 
 
 class RatedRecord(NamedTuple):
     """What one window adds to its customer's period for one charge (the rated topic's record)."""
 
     customer_id: str
-    period: str
+    period: str  # the customer's period's name (core/periods.py)
     plan_id: str
     version: int
     segment_start: str
@@ -57,7 +62,7 @@ def rated_meters(catalog: Catalog) -> set[tuple[str, str]]:
     any other window, so the job filters those out in the JVM."""
     out = set()
     for sub in catalog.subscriptions:
-        for plan in catalog.plan_versions(sub.plan):
+        for plan in catalog.versions_for(sub):
             for charge in plan.charges:
                 meter = catalog.meters_by_id.get(charge.meter)
                 if meter is not None and aggregations.of(meter).rated_from_windows:
@@ -73,29 +78,31 @@ class Rater:
         self.subs: dict[str, list[Subscription]] = {}
         for s in catalog.subscriptions:
             self.subs.setdefault(s.customer, []).append(s)
-        # (customer, year, month) -> that month's segments of each of its subscriptions: the
-        # operators ask once per window or usage row, and the catalog never changes under a Rater.
-        self._segments: dict[tuple[str, int, int], list[list[plans.Segment]]] = {}
+        # (customer, period start) -> the period and its segments: the operators ask once per
+        # window or usage row, and the catalog never changes under a Rater.
+        self._segments: dict[tuple[str, datetime], tuple[Period, list[plans.Segment]]] = {}
 
-    def plan_at(self, customer: str, t: datetime) -> tuple[Plan, datetime] | None:
-        for seg_list in self._month_segments(customer, t):
-            for seg in seg_list:
-                if seg.start <= t < seg.end:
-                    return seg.plan, seg.start
+    def plan_at(self, customer: str, t: datetime) -> tuple[Plan, datetime, Period] | None:
+        """The plan version pricing usage at t, its segment's start, and the customer's period."""
+        for sub in self.subs.get(customer, []):
+            if sub.start <= t and (sub.end is None or t < sub.end):
+                period, segments = self._period_segments(sub, t)
+                for seg in segments:
+                    if seg.start <= t < seg.end:
+                        return seg.plan, seg.start, period
         return None
 
-    def _month_segments(self, customer: str, t: datetime) -> list[list[plans.Segment]]:
-        utc = t.astimezone(UTC)
-        key = (customer, utc.year, utc.month)
+    def _period_segments(self, sub: Subscription, t: datetime) -> tuple[Period, list[plans.Segment]]:
+        period = period_at(t.astimezone(UTC), self.catalog.billing_period(sub.plan), sub.billing_anchor)
+        key = (sub.customer, period.start)
         found = self._segments.get(key)
         if found is None:
             if len(self._segments) >= SEGMENT_CACHE:
-                self._segments.clear()  # bounded: a long-running job meets new months forever
-            start, end = month_bounds(period_of(t))
-            found = self._segments[key] = [
-                plans.segments(self.catalog.plan_versions(sub.plan), sub, start, end)
-                for sub in self.subs.get(customer, [])
-            ]
+                self._segments.clear()  # bounded: a long-running job meets new periods forever
+            found = self._segments[key] = (
+                period,
+                plans.segments(self.catalog.versions_for(sub), sub, period.start, period.end),
+            )
         return found
 
     def rate(
@@ -114,8 +121,9 @@ class Rater:
         found = self.plan_at(customer, window_start)
         if meter is None or not aggregations.of(meter).rated_from_windows or found is None:
             return []
-        plan, segment_start = found
+        plan, segment_start, period = found
         group = json.loads(group_key)
+        _forget_before(positions, window_start - POSITION_HORIZON)
         out = []
         for i, charge in enumerate(plan.charges):
             if charge.meter != meter_id or any(group.get(k) != v for k, v in charge.filter):
@@ -129,7 +137,7 @@ class Rater:
             out.append(
                 RatedRecord(
                     customer,
-                    period_of(window_start),
+                    period.name,
                     plan.id,
                     plan.version,
                     iso_utc(segment_start),
@@ -150,3 +158,11 @@ class Rater:
     @staticmethod
     def _price(charge: Charge, position: Decimal) -> Decimal:
         return pricing.price(charge, position).amount_exact
+
+
+def _forget_before(positions: dict[str, str], horizon: datetime) -> None:
+    """Drops the positions of segments that started before `horizon` (keys version|start|charge):
+    one key holds a customer's meter and group across its periods."""
+    cut = iso_utc(horizon)
+    for key in [k for k in positions if k.split("|", 2)[1] < cut]:
+        del positions[key]

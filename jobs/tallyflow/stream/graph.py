@@ -262,7 +262,9 @@ def _windows(
         FROM usage_records WHERE record = 'adjustment'""")
     rated_usage = among(usage, "rated-meters", ("customer_id", "meter_id"), rated_meters(catalog))
     rated = (
-        keyed(rated_usage, "key-windows-by-month", "customer_id", "meter_id", "group_key", "window_start:7")
+        # One key holds a customer's meter and group across its periods: a period counted from a
+        # billing anchor spans two calendar months (core/rating.py keeps each period's positions).
+        keyed(rated_usage, "key-windows", "customer_id", "meter_id", "group_key")
         .process(rating.rate_windows(catalog), output_type=rating.output_type())
         .name("rate-windows")
         .uid("rate-windows")

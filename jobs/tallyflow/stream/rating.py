@@ -1,5 +1,5 @@
-"""Rating as a Flink function: keyed by (customer, meter, group, period), thread mode, one call
-per closed window or adjustment (core/rating.py is the logic)."""
+"""Rating as a Flink function: keyed by (customer, meter, group), thread mode, one call per closed
+window or adjustment (core/rating.py is the logic, and keeps each period's positions)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ _NOT_PASSED_ON = "periodic compaction: PyFlink's default (30 days)"
 
 
 def rate_windows(catalog: Catalog):
-    """The Flink KeyedProcessFunction, keyed by (customer, meter, group, period)."""
+    """The Flink KeyedProcessFunction, keyed by (customer, meter, group)."""
     from pyflink.common import Row
     from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 
@@ -43,7 +43,7 @@ def rate_windows(catalog: Catalog):
             self.rater = Rater(catalog)
 
         def open(self, runtime_context: RuntimeContext) -> None:
-            # A key is one period of one customer's meter and group: gone two months after it.
+            # A key is one customer's meter and group: gone two months after its last window.
             self.positions = ttl_state(runtime_context, "positions", 62)
 
         def process_element(self, w, ctx):
