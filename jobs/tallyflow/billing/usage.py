@@ -25,20 +25,26 @@ from decimal import Decimal
 from tallyflow.billing import invoice, invoice_model
 from tallyflow.core import aggregations, pricing
 from tallyflow.core.model import Catalog, Charge, Plan
-from tallyflow.core.periods import iso_utc, month_bounds, plain
+from tallyflow.core.periods import Period, at_instant, iso_utc, parse_period, plain
 
 ZERO = Decimal(0)
 
 
-def run_rate_factor(period: str, now: datetime) -> Decimal:
-    start, end = month_bounds(period)
+def run_rate_factor(period: Period, now: datetime) -> Decimal:
+    start, end = period.start, period.end
     if now >= end:
         return Decimal(1)
     elapsed = max((now - start).total_seconds(), 1.0)  # the first second of a period
     return Decimal(str((end - start).total_seconds())) / Decimal(str(elapsed))
 
 
-def _plan(catalog: Catalog, plan_id: str, version: int) -> Plan | None:
+def _plan(catalog: Catalog, customer: str, plan_id: str, version: int) -> Plan | None:
+    """The version a line was priced with: the customer's own (with its overrides)."""
+    for sub in catalog.subscriptions:
+        if sub.customer == customer and sub.plan == plan_id:
+            found = next((p for p in catalog.versions_for(sub) if p.version == version), None)
+            if found is not None:
+                return found
     return next((p for p in catalog.plans if p.id == plan_id and p.version == version), None)
 
 
@@ -48,16 +54,18 @@ def _charge(plan: Plan | None, meter: str, filter_text: str) -> Charge | None:
     return next((c for c in plan.charges if c.meter == meter and c.filter_text == filter_text), None)
 
 
-def report(client, catalog: Catalog, customer: str, period: str, now: datetime | None = None) -> dict:
-    """The usage view of one customer and period; None-free, every amount a decimal string."""
+def report(client, catalog: Catalog, customer: str, period: str | None, now: datetime | None = None) -> dict:
+    """The usage view of one customer and period (a name; None: the customer's own period that
+    holds now); every amount a decimal string."""
     now = now or datetime.now(UTC)
-    factor = run_rate_factor(period, now)
-    found = invoice.compute(client, period, customer=customer)
+    found = invoice.compute(client, parse_period(period) if period else at_instant(now), customer=customer)
     doc: dict = {
         "customer": customer,
-        "period": period,
+        "period": period or None,
+        "period_start": None,
+        "period_end": None,
         "as_of": iso_utc(now),
-        "elapsed_fraction": plain(Decimal(1) / factor),
+        "elapsed_fraction": "0",
         "status": "none",
         "currency": None,
         "meters": [],
@@ -67,6 +75,8 @@ def report(client, catalog: Catalog, customer: str, period: str, now: datetime |
     if not found:
         return doc
     inv = found[0]
+    factor = run_rate_factor(inv.period, now)
+    doc.update(inv.period.as_dict(), elapsed_fraction=plain(Decimal(1) / factor))
     mu = inv.minor_units
     doc.update(status=inv.status, currency=inv.currency)
     projected = ZERO
@@ -74,7 +84,7 @@ def report(client, catalog: Catalog, customer: str, period: str, now: datetime |
         if line.type == "minimum_commitment":
             continue
         amount = Decimal(line.amount)
-        plan = _plan(catalog, line.plan, line.version)
+        plan = _plan(catalog, customer, line.plan, line.version)
         if line.type == "usage":
             charge = _charge(plan, line.meter, line.filter)
             meter = catalog.meters_by_id.get(line.meter)
@@ -104,7 +114,7 @@ def report(client, catalog: Catalog, customer: str, period: str, now: datetime |
             projected += pricing.round_money(amount * factor, mu)
         else:  # base fee, corrections of earlier periods: as billed
             projected += amount
-    plan = _plan(catalog, inv.plan, inv.version)
+    plan = _plan(catalog, customer, inv.plan, inv.version)
     if plan is not None and plan.minimum_commitment is not None:
         projected = max(projected, plan.minimum_commitment)
     doc["cost_so_far"] = str(invoice_model.round_display(inv.total, mu))  # the draft invoice's total

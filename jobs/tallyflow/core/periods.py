@@ -184,8 +184,7 @@ def parse_period(text: str) -> Selection:
     """A period name as commands take it: 2026-10 (every period that starts in that month),
     2026-10-15 (anchored periods that start that day), 2026-W42, 2026-Q4 or 2026 (calendar ones)."""
     if isinstance(text, str) and _MONTH.fullmatch(text):
-        start, end = month_bounds(text)
-        return Selection(text, "starts", start, end)
+        return Selection(text, "starts", *month_bounds(text))
     if isinstance(text, str) and _DAY.fullmatch(text):
         day = parse_day(text, "period")
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)

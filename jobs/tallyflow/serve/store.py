@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from tallyflow.billing import balance, invoice, usage
 from tallyflow.core import aggregations
 from tallyflow.core import catalog as catalog_mod
-from tallyflow.core.periods import iso_utc, month_bounds, period_of
+from tallyflow.core.periods import at_instant, iso_utc, month_bounds, period_of
 from tallyflow.errors import UserError
 from tallyflow.land import catalog_store, clickhouse, shared_store
 from tallyflow.serve import limits
@@ -221,9 +221,9 @@ class Store:
             raise NotFound(f"no customer '{customer}' in the catalog in force")
 
     def usage(self, customer: str, period: str) -> dict:
-        month_bounds(period)
+        """One customer's usage of a named period, or ('') of its own period that holds now."""
         cat = self.catalog()
-        return self.cached(("usage", customer, period), lambda c: usage.report(c, cat, customer, period))
+        return self.cached(("usage", customer, period), lambda c: usage.report(c, cat, customer, period or None))
 
     def daily(self, customer: str, start: str, end: str) -> list[dict]:
         def load(client: Any) -> list[dict]:
@@ -249,22 +249,26 @@ class Store:
         return self.cached(("balance", customer), lambda c: balance.report(c, customer))
 
     def invoice(self, customer: str, period: str) -> dict | None:
-        month_bounds(period)
+        """The customer's invoice of a named period (a month: the first of its periods that start
+        in it), or ('') of its own period that holds now."""
+        found = self.invoices_of(customer, period)
+        return found[0] if found else None
 
-        def load(client: Any) -> dict | None:
-            found = invoice.compute(client, period, customer=customer)
-            return found[0].as_dict() if found else None
+    def invoices_of(self, customer: str, period: str) -> list[dict]:
+        def load(client: Any) -> list[dict]:
+            chosen = period or at_instant(datetime.now(UTC))
+            return [i.as_dict() for i in invoice.compute(client, chosen, customer=customer)]
 
-        return self.cached(("invoice", customer, period), load)
+        return self.cached(("invoices", customer, period), load)
 
     def invoices(self, customer: str, periods: int = 12) -> list[dict]:
-        now = datetime.now(UTC)
-        wanted, month = [], period_of(now)
+        """The invoices of the customer's periods that start in the last `periods` months."""
+        wanted, month = [], period_of(datetime.now(UTC))
         for _ in range(periods):
             wanted.append(month)
             start, _end = month_bounds(month)
             month = period_of(start - timedelta(days=1))
-        return [doc for p in wanted if (doc := self.invoice(customer, p)) is not None]
+        return [doc for p in wanted for doc in self.invoices_of(customer, p)]
 
     def alerts(self, customer: str, since: datetime) -> list[dict]:
         def load(client: Any) -> list[dict]:
@@ -277,13 +281,15 @@ class Store:
         def load(client: Any) -> dict:
             counts = clickhouse.query(client, "serve/pipeline_counts")
             rate = clickhouse.query(client, "serve/events_per_second", {"seconds": 300})
-            periods = clickhouse.query(client, "invoice/unsettled_periods")
+            periods = clickhouse.query(
+                client, "invoice/unsettled_periods", {"due": datetime.now(UTC).replace(tzinfo=None)}
+            )
             return {
                 "counts": [dict(r, last_loaded=iso_utc(r["last_loaded"])) for r in counts],
                 "events_per_second": [{"second": iso_utc(r["second"]), "events": r["n"]} for r in rate],
                 "unsettled_periods": [
                     {
-                        "period": r["period"],
+                        "period": r["month"],
                         "period_end": iso_utc(r["period_end"]),
                         "due_at": iso_utc(r["period_end"] + self.settings.settlement_window),
                         "open_customers": r["open_customers"],

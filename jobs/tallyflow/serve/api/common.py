@@ -4,14 +4,13 @@ its parameters and the JSON answer."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from tallyflow.core import periods
-from tallyflow.core.periods import period_of
 from tallyflow.errors import UserError
 from tallyflow.serve import limits, tokens
 from tallyflow.serve.store import Store
@@ -24,10 +23,9 @@ class ApiError(Exception):
 
 def parse_period(value: str | None) -> str:
     """The one spelling of a period name (ASCII: 2026-10, 2026-10-15, 2026-W42, 2026-Q4, 2026),
-    so one period is one cache entry; none: the calendar month now (a customer's own period then
-    is the one that starts in it)."""
+    so one period is one cache entry; none: '', the customer's own period that holds now."""
     if value is None:
-        return period_of(datetime.now(UTC))
+        return ""
     try:
         return periods.parse_period(value).text
     except UserError as e:
