@@ -32,10 +32,10 @@ def test_sql(case, clickhouse_client):
     naive = lambda t: t.replace(tzinfo=None)  # noqa: E731
     anchor = _anchor(case)
     row = clickhouse_client.query(
-        "WITH tf_period_index({at:DateTime64(3, 'UTC')}, {length:String}, {anchor:Nullable(DateTime64(3, 'UTC'))}) AS k,"
-        " tf_period_start(k, {length:String}, {anchor:Nullable(DateTime64(3, 'UTC'))}) AS ps"
+        "WITH {anchor:Nullable(DateTime64(3, 'UTC'))} AS a,"
+        " tf_period_index({at:DateTime64(3, 'UTC')}, {length:String}, a) AS k, tf_period_start(k, {length:String}, a) AS ps"
         " SELECT tf_period_name(ps, {length:String}, {anchored:Bool}), ps,"
-        " tf_period_start(k + 1, {length:String}, {anchor:Nullable(DateTime64(3, 'UTC'))})",
+        " tf_period_start(k + 1, {length:String}, a)",
         parameters={
             "at": naive(parse_time(case["at"])),
             "length": case["length"],

@@ -255,8 +255,8 @@ def render_table(invoices: list[Invoice]) -> str:
         d = inv.as_dict()
         status = "finalized " + d["finalized_at"] if d["status"] == "finalized" else "draft"
         out.append(
-            f"{d['customer']}  {d['period']} ({d['period_start']} .. {d['period_end']})  plan {d['plan']} "
-            f"v{d['version']}  {d['currency']}  ({status})"
+            f"{d['customer']}  {d['period']} ({d.get('period_start', '')} .. {d.get('period_end', '')})  "
+            f"plan {d['plan']} v{d['version']}  {d['currency']}  ({status})"
         )
         for line in d["lines"]:
             label = {"base_fee": "base fee", "minimum_commitment": "minimum commitment true-up"}.get(line["type"])
@@ -270,6 +270,8 @@ def render_table(invoices: list[Invoice]) -> str:
                 label = f"correction of {line['corrects']['period']}: {what}"
             elif label is None:
                 label = f"{line['meter']}{'{' + line['filter'] + '}' if line['filter'] else ''} ({line['model']})"
+            if line.get("override"):
+                label += " (override)"
             qty = line["quantity"] if line["type"] in ("usage", "correction") and line["meter"] else ""
             if line["type"] == "credits":
                 label = "prepaid credits"
@@ -277,10 +279,9 @@ def render_table(invoices: list[Invoice]) -> str:
                     f" ({line['billable']} uncovered)" if line["billable"] != "0" else ""
                 )
             out.append(f"  {label:<44} {qty:>18} {line['amount']:>14}")
-        if d.get("discount_total", "0") != d.get("tax_total"):
+        if any(Decimal(d.get(k, "0")) for k in ("discount_total", "tax_total")):  # documents before taxes lack them
             for k in ("subtotal", "discount_total", "tax_total"):
-                if k in d:
-                    out.append(f"  {k.replace('_', ' '):<44} {'':>18} {d[k]:>14}")
+                out.append(f"  {k.replace('_', ' '):<44} {'':>18} {d[k]:>14}")
         out.append(f"  {'total':<44} {'':>18} {d['total']:>14}")
         out.append("")
     return "\n".join(out).rstrip()
