@@ -33,7 +33,8 @@ def test_sql(case, clickhouse_client):
     anchor = _anchor(case)
     row = clickhouse_client.query(
         "WITH {anchor:Nullable(DateTime64(3, 'UTC'))} AS a,"
-        " tf_period_index({at:DateTime64(3, 'UTC')}, {length:String}, a) AS k, tf_period_start(k, {length:String}, a) AS ps"
+        " tf_period_index({at:DateTime64(3, 'UTC')}, {length:String}, a) AS k,"
+        " tf_period_start(k, {length:String}, a) AS ps"
         " SELECT tf_period_name(ps, {length:String}, {anchored:Bool}), ps,"
         " tf_period_start(k + 1, {length:String}, a)",
         parameters={
