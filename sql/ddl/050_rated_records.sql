@@ -5,7 +5,8 @@
 -- Engine: ReplacingMergeTree whose key ends with the Kafka coordinates in the job's output
 --   topic: a replayed load collapses, nothing else does. Readers use FINAL.
 -- ORDER BY (customer_id, period, meter_id, window_start, ...): per-customer period views.
--- PARTITION BY period: matches billing periods.
+-- PARTITION BY month of the window: a customer's own period (anchored, weekly, ...) is named by
+--   its start and would make a partition per anchor day; the calendar month bounds their number.
 CREATE TABLE IF NOT EXISTS rated_records
 (
     customer_id      String,
@@ -28,6 +29,6 @@ CREATE TABLE IF NOT EXISTS rated_records
     loaded_at        DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY period
+PARTITION BY toYYYYMM(window_start)
 ORDER BY (customer_id, period, meter_id, window_start, filter_text, kafka_partition, kafka_offset)
 SETTINGS non_replicated_deduplication_window = 1000

@@ -29,6 +29,7 @@ from decimal import Decimal
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.billing import invoice
+from tallyflow.billing.invoice_model import naive
 from tallyflow.core import aggregations
 from tallyflow.core.periods import iso_utc, month_bounds, plain
 from tallyflow.land import clickhouse
@@ -95,7 +96,7 @@ def run(client: Client, period: str) -> dict:
             too_late[key] = r["events_count"]
         if r["output"] in ("usage_windows", "usage_adjustments"):
             metered[key] += _dec(r["output_quantity"])
-    checks += _rating_checks(client, period, metered, too_late)
+    checks += _rating_checks(client, period, params, metered, too_late)
     for r in clickhouse.query(client, "reconcile/credits", params):
         checks.append(
             Check(
@@ -135,8 +136,16 @@ def run(client: Client, period: str) -> dict:
     }
 
 
-def _rating_checks(client: Client, period: str, metered: dict, too_late: dict) -> list[Check]:
-    rated = clickhouse.query(client, "reconcile/rated_amounts", {"period": period})
+def _rating_checks(client: Client, period: str, params: dict, metered: dict, too_late: dict) -> list[Check]:
+    """Windows against rated records over the calendar month; rated records against the draft
+    invoices of the periods that start in it (each customer's own, so a rated segment's windows
+    may reach past the month)."""
+    invoices = invoice.compute(client, period)
+    rated_from = min([params["period_start"], *(naive(i.period.start) for i in invoices)])
+    rated_to = max([params["period_end"], *(naive(i.period.end) for i in invoices)])
+    rated = clickhouse.query(
+        client, "reconcile/rated_amounts", {**params, "rated_from": rated_from, "rated_to": rated_to}
+    )
     meters = {r["meter_id"]: r["aggregation"] for r in clickhouse.query(client, "reconcile/meters")}
     out = []
     rated_quantity: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
@@ -161,7 +170,7 @@ def _rating_checks(client: Client, period: str, metered: dict, too_late: dict) -
                     q,
                 )
             )
-    for inv in invoice.compute(client, period):
+    for inv in invoices:
         if inv.status != "draft":
             continue  # a finalized invoice was checked when it was issued; corrections follow it
         for line in inv.lines:

@@ -20,6 +20,6 @@ CREATE TABLE IF NOT EXISTS rated_records ON CLUSTER `billing`
     loaded_at        DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/rated_records', '{replica}')
-PARTITION BY period
+PARTITION BY toYYYYMM(window_start)
 ORDER BY (customer_id, period, meter_id, window_start, filter_text, kafka_partition, kafka_offset)
 SETTINGS replicated_deduplication_window = 1000
