@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tallyflow.core import catalog, periods, plans, pricing
+from tallyflow.core import catalog, periods, plans, pricing, totals
 from tallyflow.core.events import parse_time
 from tallyflow.core.periods import Period
 from tallyflow.settings import REPO_ROOT
@@ -60,17 +60,21 @@ def assert_invoices_exact(tallyflow, sent: list[dict]) -> set[str]:
     got = {i["customer"]: i for i in tallyflow.json("invoice", "--period", PERIOD)}
     unique = {(e["customer_id"], e["event_id"]): {**e, "event_time": parse_time(e["event_time"])} for e in sent}
     events = list(unique.values())
-    start, end = periods.month_bounds(PERIOD)
+    chosen = periods.parse_period(PERIOD)  # every customer's period that starts in the month
     models = set()
     for sub in cat.subscriptions:
         if cat.plan_versions(sub.plan)[0].credits:
             continue  # credit lines come from the job's ledger (tests/integration/test_credits.py)
-        lines = plans.invoice_lines(cat, sub, Period(start, end, PERIOD), events)
+        (period,) = chosen.periods(cat.billing_period(sub.plan), sub.billing_anchor)
+        lines = plans.invoice_lines(cat, sub, period, events)
         minor = cat.plan_versions(sub.plan)[0].minor_units
-        expected_total = sum((x.amount for x in lines), Decimal(0))
+        terms = totals.adjustments(cat, sub, period, ((x.meter, x.amount) for x in lines), minor)
+        expected_total = sum((x.amount for x in lines), Decimal(0)) + sum((a.amount for a in terms), Decimal(0))
         inv = got[sub.customer]
-        assert inv["total"] == str(pricing.round_money(expected_total, minor)), sub.customer
-        assert [x["amount"] for x in inv["lines"]] == [str(pricing.round_money(x.amount, minor)) for x in lines]
+        assert (inv["period"], inv["total"]) == (period.name, str(pricing.round_money(expected_total, minor))), sub
+        assert [x["amount"] for x in inv["lines"]] == [
+            str(pricing.round_money(x.amount, minor)) for x in [*lines, *terms]
+        ]
         models |= {x["model"] for x in inv["lines"] if x["model"]}
     growth = got["cust_002"]
     assert {x["version"] for x in growth["lines"]} == {1, 2}  # split at the mid-month version

@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="price a month's invoices over --events synthetic events in a throwaway store, against a plain GROUP BY",
     )
+    p.add_argument(
+        "--contracts",
+        choices=("none", "mixed"),
+        default="none",
+        help="--invoices: mixed = half of the customers anchored, some with coupons and taxes, and two "
+        "dimensions (a model, a user id) on every event",
+    )
     p.add_argument("--rate", type=integer, help="events per second to publish (--latency)")
     p.add_argument("--seconds", type=integer, help="how long to publish at that rate, after the warm-up (--latency)")
     p.add_argument("--warmup", type=integer, default=15, help="seconds published first and not counted (--latency)")
@@ -67,6 +74,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         result = latency.run(settings, args.rate, args.seconds, args.warmup)
         emit(result, args.format, latency.render(result))
         return 0
+    if args.contracts != "none" and not args.invoices:
+        raise UserError("--contracts is for the invoice bench (--invoices)")
     if args.events is None:
         raise UserError("bench needs --events N (throughput, or --invoices) or --latency --rate R --seconds S")
     if args.events <= 0 or (args.customers is not None and args.customers <= 0):
@@ -82,7 +91,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         start = partial(publish_bench.run, settings, args.events, args.customers or 100)
     elif args.invoices:
         module, phases = invoice_bench, 3
-        start = partial(invoice_bench.run, args.events, args.customers or 10_000)
+        start = partial(invoice_bench.run, args.events, args.customers or 10_000, contracts=args.contracts)
     else:
         module, phases = bench, 5 if args.restored_keys else 4
         start = partial(

@@ -7,12 +7,18 @@ per customer and event type (the baseline: what reading the events once costs), 
 `tallyflow invoice --period` for every customer (sql/invoice/invoice_lines.sql plus assembly).
 Both are timed once the background merges of the insert have settled (an invoice run comes weeks
 after its events land, on merged parts; timed during the merges, both measure the merges), and
-each twice, alternating, the best of each reported.
+each twice, alternating, the best of each reported. The invoices are timed as the command makes
+them: priced, assembled, and written as `--format json` writes them (this process's start, about
+a second, is not in it).
+
+`contracts="mixed"`: half of the customers have a billing anchor (days 1 to 28), every fifth a
+coupon and every third a tax, and every event carries a model (2 values) and a user id (about 40).
 Peak RSS is the process's, which holds the embedded store, so it includes ClickHouse's memory.
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import shutil
 import tempfile
@@ -38,24 +44,42 @@ BASELINE = """
     GROUP BY customer_id, event_type"""
 
 
-def _catalog(home: Path, customers: int):
+def _catalog(home: Path, customers: int, contracts: str = "none"):
     from tallyflow.core import catalog
 
     doc = yaml.safe_load(DEMO_CATALOG.read_text())
     plans = [p["id"] for p in doc["plans"]]
+    currency = {p["id"]: p["currency"] for p in doc["plans"]}
     doc["subscriptions"] = [
         {"customer": f"c{i:07d}", "plan": plans[i % len(plans)], "start": "2026-01-01T00:00:00Z", "end": None}
         for i in range(customers)
     ]
     doc.pop("grants", None)
+    doc["customers"] = []
+    if contracts == "mixed":
+        for i, sub in enumerate(doc["subscriptions"]):
+            if i % 2:
+                sub["billing_anchor"] = f"2026-01-{i % 28 + 1:02d}T00:00:00Z"
+            if i % 5 == 0:
+                usd = currency[sub["plan"]] == "USD"
+                sub["coupons"] = [{"coupon": "loyalty5" if usd and i % 10 == 0 else "partner10"}]
+            if i % 3 == 0:
+                doc["customers"].append({"id": sub["customer"], "taxes": ["vat_de"]})
     path = home / "catalog.yaml"
     path.write_text(yaml.safe_dump(doc))
     return catalog.load(str(path))
 
 
-def _insert(client, first: int, count: int, customers: int) -> None:
+def _insert(client, first: int, count: int, customers: int, contracts: str = "none") -> None:
     """Events first .. first+count-1 of the month, deterministic, spread over customers, types
-    and the whole month, with the values and dimensions the demo charges read."""
+    and the whole month, with the values and dimensions the demo charges read (mixed: a model
+    and a user id on every event)."""
+    dimensions = (
+        "map('model', if(number % 2 = 0, 'm-large', 'm-small'), 'user_id', toString(intHash32(number) % 40))"
+        if contracts == "mixed"
+        else """multiIf(et = 'llm_call', map('model', if(number % 2 = 0, 'm-large', 'm-small')),
+                       et = 'login', map('user_id', toString(intHash32(number) % 40)), map())"""
+    )
     client.command(f"""
         INSERT INTO events (customer_id, event_id, event_type, event_time, `values`, dimensions, schema_id,
                             on_time, lateness, source_partition, source_offset, kafka_partition, kafka_offset)
@@ -65,8 +89,7 @@ def _insert(client, first: int, count: int, customers: int) -> None:
                multiIf(et = 'llm_call', map('tokens_input', toDecimal128(intHash32(number) % 1000, 12),
                                             'tokens_output', toDecimal128(intHash32(number + 1) % 500, 12)),
                        et = 'storage_snapshot', map('gb', toDecimal128(intHash32(number) % 300, 12)), map()),
-               multiIf(et = 'llm_call', map('model', if(number % 2 = 0, 'm-large', 'm-small')),
-                       et = 'login', map('user_id', toString(intHash32(number) % 40)), map()),
+               {dimensions},
                1, 1, 'on_time', 0, number, 0, number
         FROM numbers({first}, {count})""")
 
@@ -82,7 +105,7 @@ def _wait_for_merges(client, limit: float = MERGE_WAIT) -> float:
     return time.perf_counter() - started
 
 
-def run(events: int, customers: int, on_phase=None) -> dict:
+def run(events: int, customers: int, on_phase=None, contracts: str = "none") -> dict:
     import clickhouse_connect
 
     from tallyflow.billing import invoice
@@ -93,11 +116,11 @@ def run(events: int, customers: int, on_phase=None) -> dict:
     try:
         client = clickhouse_connect.get_client(dsn=f"chdb://{home / 'store'}")
         clickhouse.migrate(client)
-        catalog_store.apply(client, _catalog(home, customers), "bench")
+        catalog_store.apply(client, _catalog(home, customers, contracts), "bench")
         phase("insert")
         started = time.perf_counter()
         for first in range(0, events, CHUNK):
-            _insert(client, first, min(CHUNK, events - first), customers)
+            _insert(client, first, min(CHUNK, events - first), customers, contracts)
         inserted = time.perf_counter() - started
         phase("merges")
         settled = _wait_for_merges(client)
@@ -111,6 +134,7 @@ def run(events: int, customers: int, on_phase=None) -> dict:
             phase("invoices")
             started = time.perf_counter()
             invoices = invoice.compute(client, PERIOD)
+            written = len(json.dumps([i.as_dict() for i in invoices], indent=2))  # as `--format json` writes
             priced_runs.append(time.perf_counter() - started)
         baseline, priced = min(baselines), min(priced_runs)
         lines = sum(len(i.lines) for i in invoices)
@@ -119,6 +143,7 @@ def run(events: int, customers: int, on_phase=None) -> dict:
         shutil.rmtree(home, ignore_errors=True)
     return {
         "mode": "invoices",
+        "contracts": contracts,
         "events": events,
         "customers": customers,
         "period": PERIOD,
@@ -133,6 +158,9 @@ def run(events: int, customers: int, on_phase=None) -> dict:
         "invoice_seconds": round(priced, 3),
         "invoices": len(invoices),
         "lines": lines,
+        "json_bytes": written,
+        "discount_lines": sum(1 for i in invoices for x in i.lines if x.type == "discount"),
+        "tax_lines": sum(1 for i in invoices for x in i.lines if x.type == "tax"),
         "invoices_per_second": round(len(invoices) / priced) if priced else None,
         "ratio_to_baseline": round(priced / baseline, 2) if baseline else None,
         "peak_rss_bytes": peak,
@@ -142,7 +170,8 @@ def run(events: int, customers: int, on_phase=None) -> dict:
 def render(r: dict) -> str:
     return "\n".join(
         [
-            f"invoice bench: {r['events']:,} events, {r['customers']:,} customers, period {r['period']}",
+            f"invoice bench: {r['events']:,} events, {r['customers']:,} customers, period {r['period']}, "
+            f"contracts {r['contracts']}",
             f"  inserted in {r['insert_seconds']} s; merges settled after {r['merges_settled_seconds']} s "
             f"({r['parts']} part{'' if r['parts'] == 1 else 's'})",
             f"  plain GROUP BY (baseline), best of {r['rounds']}: {r['baseline_seconds']} s, "

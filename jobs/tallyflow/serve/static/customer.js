@@ -11,7 +11,7 @@ async function usage() {
   fill("totals",
     el("div", {}, "Cost so far ", el("span", { class: "big", id: "cost-so-far" }, u.cost_so_far), " ", u.currency || ""),
     el("div", {}, "Projected for the period ", el("span", { class: "big", id: "projected-cost" }, u.projected_cost), " ", u.currency || ""),
-    el("p", { class: "muted" }, `${u.period}: ${(Number(u.elapsed_fraction) * 100).toFixed(1)}% of the period elapsed; the projection carries the run rate to its end.`));
+    el("p", { class: "muted" }, `${u.period ? `${u.period} (${u.period_start.slice(0, 10)} to ${u.period_end.slice(0, 10)})` : "No period yet"}: ${(Number(u.elapsed_fraction) * 100).toFixed(1)}% of the period elapsed; the projection carries the run rate to its end.`));
   fill("meters", u.meters.length ? table(
     ["meter", "quantity", "included", "allowance used", "billable", "cost so far", "projected"],
     u.meters.map((m) => [
