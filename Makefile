@@ -139,6 +139,7 @@ bench: setup
 	$(TALLYFLOW) bench --events $(BENCH_EVENTS)
 	$(TALLYFLOW) bench --latency --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS)
 	$(TALLYFLOW) bench --invoices --events $(BENCH_INVOICE_EVENTS) --customers $(BENCH_INVOICE_CUSTOMERS)
+	$(TALLYFLOW) bench --invoices --contracts mixed --events $(BENCH_INVOICE_EVENTS) --customers $(BENCH_INVOICE_CUSTOMERS)
 
 # Not part of `make test` (about 15 minutes): CHAOS_EVENTS events through CHAOS_KILLS job kills, a
 # loader crash between insert and commit and (local stack) a broker restart, against the exact

@@ -4,11 +4,12 @@
 -- events count in their own period.
 -- Parameters: the selection (jobs/tallyflow/core/periods.py Selection: sel_mode 'starts' = each
 -- subscription's periods that start in [sel_start, sel_end), 'contains' = the one containing
--- sel_start; sel_length and sel_anchored narrow a name to its kind of period), customer ('' = all),
+-- sel_start, 'list' = the periods of list_customers[i] that start at list_starts[i];
+-- sel_length and sel_anchored narrow a name to its kind of period), customer ('' = all),
 -- digest (the catalog to price with; '' = the one applied last), and the aggregation registry of
 -- jobs/tallyflow/core/aggregations.py as parallel arrays (aggregations, period_rules, levels,
 -- time_units, unit_ms), so this query applies each meter's period rule without naming one itself.
--- Periods: each subscription's own, counted from its billing anchor (sql/ddl/002..004); an
+-- Periods: each subscription's own, counted from its billing anchor (sql/ddl/000..006); an
 -- invoice is one customer's period, (customer_id, period_start).
 -- Pricing follows docs/catalog.md and matches jobs/tallyflow/core/pricing.py (tests/vectors/):
 --   B = max(0, U - included_units); per_unit B*p; graduated sums tiers (first tier always
@@ -27,28 +28,45 @@ WITH
     -- the aggregate away and return one row per applied catalog.
     if({digest:String} = '', (SELECT catalog_digest FROM catalog_in_force), {digest:String}) AS digest,
     periods AS (
-        -- The selected periods of each subscription that overlap it: at most seven candidates
-        -- from the one containing sel_start (a month holds at most five weekly period starts).
-        SELECT customer_id, plan_id, price_key, ps, pe, period_name,
-               greatest(sub_from, ps) AS sub_start, least(ifNull(sub_to, pe), pe) AS sub_end
-        FROM (
-            SELECT s.customer_id AS customer_id, s.plan_id AS plan_id, s.price_key AS price_key,
-                   s.start AS sub_from, s.`end` AS sub_to, s.billing_anchor AS anchor, l.length AS length,
-                   tf_period_index(sel_start, length, anchor) + arrayJoin([0, 1, 2, 3, 4, 5, 6]) AS k,
-                   tf_period_start(k, length, anchor) AS ps, tf_period_start(k + 1, length, anchor) AS pe,
-                   tf_period_name(ps, length, anchor IS NOT NULL) AS period_name
-            FROM catalog_subscriptions AS s
-            INNER JOIN (
-                SELECT plan_id, any(billing_period) AS length FROM catalog_plans
-                WHERE catalog_digest = digest AND price_key = '' GROUP BY plan_id
-            ) AS l ON l.plan_id = s.plan_id
-            WHERE s.catalog_digest = digest AND ({customer:String} = '' OR s.customer_id = {customer:String})
-        )
-        WHERE ({sel_length:String} = '' OR length = {sel_length:String})
-          AND ({sel_anchored:Int8} = -1 OR (anchor IS NOT NULL) = ({sel_anchored:Int8} = 1))
-          AND if({sel_mode:String} = 'contains', ps <= sel_start AND sel_start < pe,
-                 ps >= sel_start AND ps < {sel_end:DateTime64(3, 'UTC')})
-          AND sub_from < pe AND ifNull(sub_to, pe) > ps
+        -- The selected periods of each subscription that overlap it: from the period containing
+        -- sel_start, seven candidates (a month holds at most five weekly period starts), or the
+        -- listed ones (sql/ddl/000..006: the period rule). Computed once, as one scalar array:
+        -- ClickHouse inlines a CTE wherever it is used, and analysing the period rule at each of
+        -- the dozen places the segments reach took 3 s of a 3.5 s query on a handful of rows.
+        SELECT p.1 AS customer_id, p.2 AS plan_id, p.3 AS price_key, p.4 AS ps, p.5 AS pe, p.6 AS period_name,
+               p.7 AS sub_start, p.8 AS sub_end
+        FROM (SELECT arrayJoin((
+            SELECT groupArray((customer_id, plan_id, price_key, ps, pe, period_name, sub_start, sub_end)) FROM (
+                SELECT customer_id, plan_id, price_key, ps, pe, period_name,
+                       greatest(sub_from, ps) AS sub_start, least(ifNull(sub_to, pe), pe) AS sub_end
+                FROM (
+                    SELECT s.customer_id AS customer_id, s.plan_id AS plan_id, s.price_key AS price_key,
+                           s.start AS sub_from, s.`end` AS sub_to, s.billing_anchor IS NOT NULL AS anchored, l.length AS length,
+                           tf_period_months(length) AS months, tf_period_anchor(s.billing_anchor, length) AS a,
+                           arrayJoin(if({sel_mode:String} = 'list',
+                                        arrayFilter((t, c) -> c = s.customer_id, {list_starts:Array(DateTime64(3, 'UTC'))},
+                                                    {list_customers:Array(String)}),
+                                        [sel_start])) AS t_sel,
+                           tf_period_index(t_sel, months, a) + arrayJoin(if({sel_mode:String} = 'starts', range(7), [0])) AS k,
+                           tf_period_start(k, months, a) AS ps, tf_period_start(k + 1, months, a) AS pe,
+                           tf_period_name(ps, length, anchored) AS period_name
+                    FROM catalog_subscriptions AS s
+                    INNER JOIN (
+                        SELECT plan_id, any(billing_period) AS length FROM catalog_plans
+                        WHERE catalog_digest = digest AND price_key = '' GROUP BY plan_id
+                    ) AS l ON l.plan_id = s.plan_id
+                    WHERE s.catalog_digest = digest AND ({customer:String} = '' OR s.customer_id = {customer:String})
+                )
+                WHERE ({sel_length:String} = '' OR length = {sel_length:String})
+                  AND ({sel_anchored:Int8} = -1 OR anchored = ({sel_anchored:Int8} = 1))
+                  AND multiIf({sel_mode:String} = 'contains', ps <= sel_start AND sel_start < pe,
+                              {sel_mode:String} = 'list', has(arrayZip({list_customers:Array(String)},
+                                                                       {list_starts:Array(DateTime64(3, 'UTC'))}),
+                                                              (customer_id, ps)),
+                              ps >= sel_start AND ps < {sel_end:DateTime64(3, 'UTC')})
+                  AND sub_from < pe AND ifNull(sub_to, pe) > ps
+            )
+        )) AS p)
     ),
     cuts AS (
         -- The period splits where a version with apply: immediately takes effect.

@@ -4,7 +4,7 @@
 -- the periods starting in each. Only periods that overlap the months holding usage (accepted
 -- events or credit ledger entries) count: it reads the tables' month partitions (system.parts),
 -- not their rows, so it costs the same however many events a period holds. Periods are each
--- subscription's own (sql/ddl/002..004).
+-- subscription's own (sql/ddl/000..006).
 -- No engine, ORDER BY or PARTITION here: a read-only query over sql/ddl tables.
 WITH
     (SELECT catalog_digest FROM catalog_in_force) AS digest,
@@ -20,10 +20,11 @@ WITH
     periods AS (
         SELECT customer_id, ps, pe
         FROM (
-            SELECT s.customer_id AS customer_id, s.start AS sub_from, s.`end` AS sub_to, s.billing_anchor AS anchor,
-                   l.length AS length, tf_period_index(usage_from, length, anchor) AS k0,
-                   k0 + arrayJoin(range(toUInt64(greatest(0, tf_period_index(usage_to, length, anchor) - k0 + 1)))) AS k,
-                   tf_period_start(k, length, anchor) AS ps, tf_period_start(k + 1, length, anchor) AS pe
+            SELECT s.customer_id AS customer_id, s.start AS sub_from, s.`end` AS sub_to, l.length AS length,
+                   tf_period_months(length) AS months, tf_period_anchor(s.billing_anchor, length) AS a,
+                   tf_period_index(usage_from, months, a) AS k0,
+                   k0 + arrayJoin(range(toUInt64(greatest(0, tf_period_index(usage_to, months, a) - k0 + 1)))) AS k,
+                   tf_period_start(k, months, a) AS ps, tf_period_start(k + 1, months, a) AS pe
             FROM catalog_subscriptions AS s
             INNER JOIN (
                 SELECT plan_id, any(billing_period) AS length FROM catalog_plans

@@ -62,3 +62,11 @@ def test_throughput_bench_on_a_restored_state(tallyflow):
     assert r["state"]["keys"] == 5000
     assert r["state"]["bytes_per_event"] == round(r["state"]["savepoint_bytes"] / 5000, 1)
     assert max(row["committed"] or 0 for row in r["timeline"]) <= 2000
+
+
+def test_invoice_bench_with_mixed_contracts_smoke(tallyflow):
+    r = tallyflow.json("bench", "--invoices", "--contracts", "mixed", "--events", "20000", "--customers", "40")
+    assert (r["contracts"], r["invoices"]) == ("mixed", 40)  # an anchored customer's period starts in the month too
+    # Every fifth customer has a coupon, every third a tax (those on the JPY plan keep theirs too).
+    assert r["discount_lines"] == 8 and r["tax_lines"] == 14
+    assert r["json_bytes"] > 0 and r["invoices_per_second"] > 0

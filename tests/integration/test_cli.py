@@ -72,7 +72,7 @@ def test_clickhouse_that_does_not_answer(tallyflow):
     ("args", "message"),
     [
         (["invoice"], "--period"),
-        (["invoice", "--period", "2026-13"], "is not a month"),
+        (["invoice", "--period", "2026-13"], "is not a period name"),
         (["produce", "--generate", "10", "--duplicate-rate", "2"], "between 0 and 1"),
         (["nonsense"], "invalid choice"),
     ],

@@ -1,4 +1,4 @@
-"""One period rule, in Python (core/periods.py) and in SQL (sql/ddl/002..004), on the shared
+"""One period rule, in Python (core/periods.py) and in SQL (sql/ddl/000..006), on the shared
 vectors of tests/vectors/periods.json; and the period names commands take."""
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ def test_sql(case, clickhouse_client):
     naive = lambda t: t.replace(tzinfo=None)  # noqa: E731
     anchor = _anchor(case)
     row = clickhouse_client.query(
-        "WITH {anchor:Nullable(DateTime64(3, 'UTC'))} AS a,"
-        " tf_period_index({at:DateTime64(3, 'UTC')}, {length:String}, a) AS k,"
-        " tf_period_start(k, {length:String}, a) AS ps"
-        " SELECT tf_period_name(ps, {length:String}, {anchored:Bool}), ps,"
-        " tf_period_start(k + 1, {length:String}, a)",
+        "WITH tf_period_months({length:String}) AS n,"
+        " tf_period_anchor({anchor:Nullable(DateTime64(3, 'UTC'))}, {length:String}) AS a,"
+        " tf_period_index({at:DateTime64(3, 'UTC')}, n, a) AS k, tf_period_start(k, n, a) AS ps"
+        " SELECT tf_period_name(ps, {length:String}, {anchored:Bool}), ps, tf_period_start(k + 1, n, a)",
         parameters={
             "at": naive(parse_time(case["at"])),
             "length": case["length"],

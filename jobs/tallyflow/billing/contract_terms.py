@@ -13,26 +13,26 @@ from tallyflow.billing.invoice_model import Invoice, Line
 from tallyflow.core import catalog, totals
 from tallyflow.core.catalog import Catalog, Subscription
 from tallyflow.core.periods import iso_utc
-from tallyflow.errors import UserError
 
-_catalogs: dict[str, Catalog] = {}
+_terms: dict[str, Catalog | None] = {}
 
 
-def catalog_of(client: Client, digest: str = "") -> Catalog:
-    """The applied catalog with this digest ('' = the one in force), from its stored document:
-    the discounts and taxes of its invoices. Kept per digest (a digest never changes)."""
+def catalog_of(client: Client, digest: str = "") -> Catalog | None:
+    """The applied catalog with this digest ('' = the one in force), from its stored document,
+    when it has coupons or taxes (else None: nothing follows the lines, and a catalog of 10,000
+    subscriptions is not parsed for nothing). Kept per digest (a digest never changes)."""
     if not digest:
         digest = client.query("SELECT catalog_digest FROM catalog_in_force").result_rows[0][0]
-    found = _catalogs.get(digest)
-    if found is None:
+    if digest not in _terms:
         rows = client.query(
             "SELECT document FROM catalog_applied WHERE catalog_digest = {d:String} AND document != '' LIMIT 1",
             parameters={"d": digest},
         ).result_rows
-        if not rows:
-            raise UserError(f"catalog {digest} was applied before catalogs were stored whole; apply it again")
-        found = _catalogs[digest] = catalog.parse(json.loads(rows[0][0]), f"catalog {digest}")
-    return found
+        # A catalog applied before catalogs were stored whole predates coupons and taxes.
+        doc = json.loads(rows[0][0]) if rows else {}
+        wanted = doc.get("coupons") or doc.get("taxes")
+        _terms[digest] = catalog.parse(doc, f"catalog {digest}") if wanted else None
+    return _terms[digest]
 
 
 def add(terms: Catalog, invoices: Iterable[Invoice]) -> None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.billing.invoice_model import Invoice, Line, naive
-from tallyflow.core.periods import Period, at_instant
+from tallyflow.core.periods import Period, listed
 from tallyflow.land import clickhouse
 
 ZERO = Decimal(0)
@@ -42,14 +42,14 @@ def earlier_periods(
         key = (r["line_type"], r["meter_id"], r["filter_text"], r["ref"], r["segment_start"])
         billed[(start, r["billed_period"], r["digest"], r["customer_id"])][key] = (r["quantity"], r["amount"])
     out: dict[tuple[str, datetime], list[Line]] = defaultdict(list)
-    by_period: dict[tuple[datetime, str], set[str]] = defaultdict(set)
-    for start, _, digest, cust in billed:
-        by_period[(start, digest)].add(cust)
-    for (start, digest), customers in sorted(by_period.items()):
-        recomputed = priced(client, at_instant(start.replace(tzinfo=UTC)), customer, digest)
-        for cust in sorted(customers):
+    by_digest: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for start, name, digest, cust in billed:
+        by_digest[digest].append((start, name, cust))
+    for digest, periods in sorted(by_digest.items()):
+        # Every earlier period of this catalog in one query (each customer's own).
+        recomputed = priced(client, listed([(c, s.replace(tzinfo=UTC)) for s, _, c in periods]), customer, digest)
+        for start, name, cust in sorted(periods, key=lambda x: (x[2], x[0])):
             now = recomputed.get((cust, start))
-            name = next(p for (s, p, d, c) in billed if (s, d, c) == (start, digest, cust))
             was = billed[(start, name, digest, cust)]
             current = {line.key: line for line in (now.lines if now else [])}
             target = (cust, first_start[cust])

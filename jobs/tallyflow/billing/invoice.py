@@ -104,7 +104,9 @@ def _priced(
                 )
             )
         if invoices:
-            contract_terms.add(terms or contract_terms.catalog_of(client, digest), invoices.values())
+            found = terms or contract_terms.catalog_of(client, digest)
+            if found is not None:
+                contract_terms.add(found, invoices.values())
         return {key: invoices[key] for key in sorted(invoices)}
 
 

@@ -5,7 +5,8 @@ periods are counted from its billing anchor in whole weeks, months, quarters (3 
 (12 months); without an anchor they are calendar periods, which are the same rule counted from a
 fixed anchor (1970-01-01, or Monday 1970-01-05 for weeks). Month k after an anchor on the 31st
 ends on the last day of a shorter month and returns to the 31st (Stripe's rule). The SQL home of
-these rules is sql/ddl/002_periods.sql; tests/vectors/periods.json holds both to the same answers.
+these rules is sql/ddl/000..006 (the tf_period_* functions); tests/vectors/periods.json holds
+both to the same answers.
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ class Selection:
     length: str = ""
     anchored: bool | None = None
     name: str = ""  # the name every selected period has ('' when a month means every start in it)
+    # mode "list": exactly these (customer, period start) pairs (corrections recompute them)
+    pairs: tuple[tuple[str, datetime], ...] = ()
 
     def holds(self, period: Period, length: str, anchored: bool) -> bool:
         if self.length and length != self.length:
@@ -164,13 +167,15 @@ class Selection:
 
     @property
     def sql(self) -> dict:
-        """The parameters sql/ddl/002_periods.sql's selection reads."""
+        """The parameters the selection in sql/invoice/invoice_lines.sql reads."""
         return {
             "sel_mode": self.mode,
             "sel_start": self.start.replace(tzinfo=None),
             "sel_end": self.end.replace(tzinfo=None),
             "sel_length": self.length,
             "sel_anchored": -1 if self.anchored is None else int(self.anchored),
+            "list_customers": [c for c, _ in self.pairs],
+            "list_starts": [t.replace(tzinfo=None) for _, t in self.pairs],
         }
 
 
@@ -209,6 +214,12 @@ def parse_period(text: str) -> Selection:
     if not FIRST_DAY <= start.date() <= LAST_DAY:
         raise UserError(f"period {text} is outside {FIRST_DAY}..{LAST_DAY}")
     return Selection(text, "starts", start, start + _MS, length=length, anchored=False, name=text)
+
+
+def listed(pairs: list[tuple[str, datetime]]) -> Selection:
+    """The periods of these customers that start at these instants (each pair one period)."""
+    first = min((t for _, t in pairs), default=datetime(1970, 1, 1, tzinfo=UTC))
+    return Selection("listed periods", "list", first, first + _MS, pairs=tuple(sorted(pairs)))
 
 
 def at_instant(t: datetime) -> Selection:
