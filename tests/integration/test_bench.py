@@ -70,3 +70,7 @@ def test_invoice_bench_with_mixed_contracts_smoke(tallyflow):
     # Every fifth customer has a coupon, every third a tax (those on the JPY plan keep theirs too).
     assert r["discount_lines"] == 8 and r["tax_lines"] == 14
     assert r["json_bytes"] > 0 and r["invoices_per_second"] > 0
+    # The same invoices as the commands a user runs, each timed whole.
+    command = r["command"]
+    assert command["invoice_seconds"] > 0 and command["baseline_seconds"] > 0 and command["json_bytes"] > 0
+    assert len(command["invoice_runs"]) == len(command["baseline_runs"]) == r["rounds"]

@@ -47,9 +47,9 @@ def test_contract_terms_through_the_pipeline_and_a_late_event_after_settlement(t
     for case in VECTORS["cases"]:
         assert _invoices(tallyflow, case) == case["invoices"], case["why"]
 
-    # Every period of those months is settled (the bounded run settles what is due as it ends;
-    # --finalize-due finds the rest); then a15 reports 100 more calls of Feb 20.
-    tallyflow.json("invoice", "--finalize-due")
+    # Every period of those months is settled (48 h after it ended, long ago); then a15 reports
+    # 100 more calls of Feb 20.
+    tallyflow("invoice", "--finalize-due", env_extra={"TALLYFLOW_SETTLEMENT_WINDOW": "48h"})
     for period, customer in (("2026-02-15", "a15"), ("2026-Q1", "qtr"), ("2026-W07", "wk"), ("2026-02", "cal")):
         (settled,) = tallyflow.json("invoice", "--period", period, "--customer", customer)
         assert settled["status"] == "finalized", (period, customer)

@@ -144,3 +144,32 @@ def test_the_good_catalog_loads_and_keeps_list_prices_apart_from_overrides():
     assert (own.base_fee, listed.base_fee) == (own.base_fee.__class__("20.00"), listed.base_fee.__class__("30.00"))
     assert [c.override for c in own.charges] == [True, False, False]
     assert own.charges[0].included_units == listed.charges[0].included_units  # fields not named stay
+
+
+def test_quote_for_a_customer_prices_with_its_overrides(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(GOOD))
+    common = ["--meter", "api", "--quantity", "1100", "--at", "2026-02-10T00:00:00Z", "--format", "json"]
+    assert main(["quote", "--catalog", str(path), "--customer", "cal", *common]) == 0
+    own = json.loads(capsys.readouterr().out)
+    assert main(["quote", "--catalog", str(path), "--plan", "m", *common]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert (own["customer"], own["amount"], own["override"]) == ("cal", "5.00", True)  # 1000 x 0.005
+    assert (listed["amount"], listed["override"]) == ("10.00", False)  # 1000 x 0.01
+    assert main(["quote", "--catalog", str(path), "--customer", "nobody", *common]) == 1
+    assert "no subscription of customer 'nobody'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["invoice", "--period", "2026-Q5"], "is not a period name"),
+        (["invoice", "--period", "2027-W53"], "has no ISO week 53"),
+        (["invoice", "--at", "yesterday"], "is not an ISO 8601 time"),
+    ],
+)
+def test_invoice_period_mistakes_are_one_line_and_exit_2(args, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

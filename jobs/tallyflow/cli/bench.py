@@ -90,7 +90,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         module, phases = publish_bench, 3 * publish_bench.ROUNDS
         start = partial(publish_bench.run, settings, args.events, args.customers or 100)
     elif args.invoices:
-        module, phases = invoice_bench, 3
+        module, phases = invoice_bench, 2 + 2 * invoice_bench.ROUNDS + 1
         start = partial(invoice_bench.run, args.events, args.customers or 10_000, contracts=args.contracts)
     else:
         module, phases = bench, 5 if args.restored_keys else 4
