@@ -29,9 +29,8 @@ from decimal import Decimal
 from clickhouse_connect.driver.client import Client
 
 from tallyflow.billing import invoice
-from tallyflow.billing.invoice_model import naive
 from tallyflow.core import aggregations
-from tallyflow.core.periods import iso_utc, month_bounds, plain
+from tallyflow.core.periods import Selection, iso_utc, plain
 from tallyflow.land import clickhouse
 
 ZERO = Decimal(0)
@@ -68,9 +67,18 @@ def _dec(v) -> Decimal:
     return ZERO if v is None or v == "" else Decimal(str(v))
 
 
-def run(client: Client, period: str) -> dict:
-    start, end = month_bounds(period)
+def run(client: Client, period: str | Selection) -> dict:
+    """Every check over the selected periods (a name: 2026-10 is every period that starts in
+    October): events, windows and rated records over the time those periods cover."""
+    chosen = invoice.selection(period)
+    invoices = invoice.compute(client, chosen)
+    # The time the selected periods cover (a month: at least the month itself).
+    start = min([chosen.start, *(i.period.start for i in invoices)]) if chosen.mode == "starts" else None
+    end = max([chosen.end, *(i.period.end for i in invoices)]) if chosen.mode == "starts" else None
+    if start is None or end is None or not invoices:
+        start, end = chosen.start, chosen.end
     params = {"period_start": start.replace(tzinfo=None), "period_end": end.replace(tzinfo=None)}
+    period = chosen.text
     rules = aggregations.sql_parameters()
     checks: list[Check] = []
     too_late: dict[tuple[str, str], int] = defaultdict(int)
@@ -96,7 +104,7 @@ def run(client: Client, period: str) -> dict:
             too_late[key] = r["events_count"]
         if r["output"] in ("usage_windows", "usage_adjustments"):
             metered[key] += _dec(r["output_quantity"])
-    checks += _rating_checks(client, period, params, metered, too_late)
+    checks += _rating_checks(period, invoices, client, params, metered, too_late)
     for r in clickhouse.query(client, "reconcile/credits", params):
         checks.append(
             Check(
@@ -136,15 +144,15 @@ def run(client: Client, period: str) -> dict:
     }
 
 
-def _rating_checks(client: Client, period: str, params: dict, metered: dict, too_late: dict) -> list[Check]:
-    """Windows against rated records over the calendar month; rated records against the draft
-    invoices of the periods that start in it (each customer's own, so a rated segment's windows
-    may reach past the month)."""
-    invoices = invoice.compute(client, period)
-    rated_from = min([params["period_start"], *(naive(i.period.start) for i in invoices)])
-    rated_to = max([params["period_end"], *(naive(i.period.end) for i in invoices)])
+def _rating_checks(
+    period: str, invoices: list, client: Client, params: dict, metered: dict, too_late: dict
+) -> list[Check]:
+    """Windows against rated records over the time reconciled; rated records against the draft
+    invoices of the selected periods."""
     rated = clickhouse.query(
-        client, "reconcile/rated_amounts", {**params, "rated_from": rated_from, "rated_to": rated_to}
+        client,
+        "reconcile/rated_amounts",
+        {**params, "rated_from": params["period_start"], "rated_to": params["period_end"]},
     )
     meters = {r["meter_id"]: r["aggregation"] for r in clickhouse.query(client, "reconcile/meters")}
     out = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tallyflow.cli.output import emit, format_arg
-from tallyflow.cli.types import instant, month, period
+from tallyflow.cli.types import instant, period
 from tallyflow.errors import UserError
 from tallyflow.settings import Settings
 
@@ -67,7 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="prove every event is counted once: events, windows, rated records, "
         "invoices and the credit ledger (exit 3 on a discrepancy, 1 when a service does not answer)",
     )
-    p.add_argument("--period", type=month, required=True, help="billing period, YYYY-MM")
+    p.add_argument(
+        "--period",
+        type=period,
+        required=True,
+        help="a period name (2026-10: every period that starts in that month, 2026-10-15, 2026-W42, 2026-Q4, 2026)",
+    )
     format_arg(p)
     p.set_defaults(func=cmd_reconcile)
 
