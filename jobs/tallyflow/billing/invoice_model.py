@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from tallyflow.core.periods import Period, iso_utc, plain
+from tallyflow.core.periods import Period, plain
 
 ZERO = Decimal(0)
 
@@ -78,7 +78,7 @@ class Line:
             "override": self.override,
         }
         if self.period is not None:
-            d["period_start"], d["period_end"] = iso_utc(self.period.start), iso_utc(self.period.end)
+            d["period_start"], d["period_end"] = self.period.texts
         if self.ref:
             d["coupon" if (self.corrects_type or self.type) == "discount" else "tax"] = self.ref
         if self.type == "discount":

@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property, lru_cache
 
 from tallyflow.errors import UserError
 
@@ -86,8 +87,13 @@ class Period:
     end: datetime
     name: str
 
+    @cached_property
+    def texts(self) -> tuple[str, str]:
+        """period_start and period_end as the documents write them (every line repeats them)."""
+        return iso_utc(self.start), iso_utc(self.end)
+
     def as_dict(self) -> dict:
-        return {"period": self.name, "period_start": iso_utc(self.start), "period_end": iso_utc(self.end)}
+        return {"period": self.name, "period_start": self.texts[0], "period_end": self.texts[1]}
 
 
 def add_months(anchor: datetime, months: int) -> datetime:
@@ -252,5 +258,12 @@ def iso_utc(t: datetime) -> str:
 
 def plain(d: Decimal | int | str) -> str:
     """A decimal as the documents write it: no exponent, no trailing zeros, never '-0'."""
-    text = format(Decimal(d).normalize(), "f")
+    return _plain(d if isinstance(d, Decimal) else Decimal(d))
+
+
+@lru_cache(maxsize=1 << 16)
+def _plain(d: Decimal) -> str:
+    # Kept by value: equal decimals (1.0 and 1) are written alike, and a month's invoices repeat
+    # the same prices and quantities hundreds of thousands of times.
+    text = format(d.normalize(), "f")
     return "0" if text == "-0" else text
