@@ -29,8 +29,8 @@ WITH
     if({digest:String} = '', (SELECT catalog_digest FROM catalog_in_force), {digest:String}) AS digest,
     periods AS (
         -- The selected periods of each subscription that overlap it: from the period containing
-        -- sel_start, seven candidates (a month holds at most five weekly period starts), or the
-        -- listed ones (sql/ddl/000..006: the period rule). Computed once, as one scalar array:
+        -- sel_start, sel_candidates of them (enough weeks to cover the window), or the listed
+        -- ones (sql/ddl/000..006: the period rule). Computed once, as one scalar array:
         -- ClickHouse inlines a CTE wherever it is used, and analysing the period rule at each of
         -- the dozen places the segments reach took 3 s of a 3.5 s query on a handful of rows.
         SELECT p.1 AS customer_id, p.2 AS plan_id, p.3 AS price_key, p.4 AS ps, p.5 AS pe, p.6 AS period_name,
@@ -47,7 +47,7 @@ WITH
                                         arrayFilter((t, c) -> c = s.customer_id, {list_starts:Array(DateTime64(3, 'UTC'))},
                                                     {list_customers:Array(String)}),
                                         [sel_start])) AS t_sel,
-                           tf_period_index(t_sel, months, a) + arrayJoin(if({sel_mode:String} = 'starts', range(7), [0])) AS k,
+                           tf_period_index(t_sel, months, a) + arrayJoin(range({sel_candidates:UInt32})) AS k,
                            tf_period_start(k, months, a) AS ps, tf_period_start(k + 1, months, a) AS pe,
                            tf_period_name(ps, length, anchored) AS period_name
                     FROM catalog_subscriptions AS s

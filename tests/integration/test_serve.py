@@ -408,7 +408,7 @@ def test_customer_page_shows_the_api_figures(landed, browser):
     assert text_of(browser, "projected-cost") == usage["projected_cost"]
     meters = browser.find_element(By.ID, "meters").text
     november = httpx.get(f"{url}/api/customers/c1/invoices/{PERIOD}", headers=headers, timeout=30).json()
-    # The section prices twelve periods (one invoice query each): slow while the other test
+    # The section prices twelve months of periods in one query: slow while the other test
     # worker runs a job, so it gets longer than the other sections.
     invoices = text_of(browser, "invoices", seconds=120)
     assert f"{PERIOD} · draft · total {november['total']} USD" in invoices

@@ -165,10 +165,16 @@ class Selection:
             return period.start <= self.start < period.end
         return self.start <= period.start < self.end
 
+    @property
+    def candidates(self) -> int:
+        """How many periods from the one containing `start` can be selected: in "starts" mode,
+        enough weeks to cover the window and one more; else the one."""
+        return (self.end - self.start) // WEEK + 2 if self.mode == "starts" else 1
+
     def periods(self, length: str, anchor: datetime | None) -> list[Period]:
-        """The selected periods of one subscription's series (at most six: weeks in a month)."""
+        """The selected periods of one subscription's series."""
         k0 = period_index(self.start, length, anchor)
-        found = [period_k(k, length, anchor) for k in range(k0, k0 + 7)]
+        found = [period_k(k, length, anchor) for k in range(k0, k0 + self.candidates)]
         return [p for p in found if self.holds(p, length, anchor is not None)]
 
     @property
@@ -180,6 +186,7 @@ class Selection:
             "sel_end": self.end.replace(tzinfo=None),
             "sel_length": self.length,
             "sel_anchored": -1 if self.anchored is None else int(self.anchored),
+            "sel_candidates": self.candidates,
             "list_customers": [c for c, _ in self.pairs],
             "list_starts": [t.replace(tzinfo=None) for _, t in self.pairs],
         }
@@ -220,6 +227,11 @@ def parse_period(text: str) -> Selection:
     if not FIRST_DAY <= start.date() <= LAST_DAY:
         raise UserError(f"period {text} is outside {FIRST_DAY}..{LAST_DAY}")
     return Selection(text, "starts", start, start + _MS, length=length, anchored=False, name=text)
+
+
+def starting_in(start: datetime, end: datetime, text: str) -> Selection:
+    """Every period that starts in [start, end) (a list of the last months' invoices)."""
+    return Selection(text, "starts", start, end)
 
 
 def listed(pairs: list[tuple[str, datetime]]) -> Selection:

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from tallyflow.billing import balance, invoice, usage
 from tallyflow.core import aggregations
 from tallyflow.core import catalog as catalog_mod
-from tallyflow.core.periods import at_instant, iso_utc, month_bounds, period_of
+from tallyflow.core.periods import at_instant, iso_utc, month_bounds, period_of, starting_in
 from tallyflow.errors import UserError
 from tallyflow.land import catalog_store, clickhouse, shared_store
 from tallyflow.serve import limits
@@ -261,14 +261,19 @@ class Store:
 
         return self.cached(("invoices", customer, period), load)
 
-    def invoices(self, customer: str, periods: int = 12) -> list[dict]:
-        """The invoices of the customer's periods that start in the last `periods` months."""
-        wanted, month = [], period_of(datetime.now(UTC))
-        for _ in range(periods):
-            wanted.append(month)
-            start, _end = month_bounds(month)
-            month = period_of(start - timedelta(days=1))
-        return [doc for p in wanted for doc in self.invoices_of(customer, p)]
+    def invoices(self, customer: str, months: int = 12) -> list[dict]:
+        """The invoices of the customer's periods that start in the last `months` months, newest
+        first, priced in one query."""
+
+        def load(client: Any) -> list[dict]:
+            this_month, end = month_bounds(period_of(datetime.now(UTC)))
+            start = this_month
+            for _ in range(months - 1):
+                start = month_bounds(period_of(start - timedelta(days=1)))[0]
+            chosen = starting_in(start, end, f"the {months} months to {end.date()}")
+            return [i.as_dict() for i in reversed(invoice.compute(client, chosen, customer=customer))]
+
+        return self.cached(("invoices", customer), load)
 
     def alerts(self, customer: str, since: datetime) -> list[dict]:
         def load(client: Any) -> list[dict]:
