@@ -11,6 +11,19 @@ from tallyflow.core import catalog
 from tallyflow.core.events import parse_time
 
 VECTORS = Path(__file__).parent / "vectors" / "invoices.json"
+# The `events` columns a test that writes accepted events straight into the store fills.
+EVENT_COLUMNS = [
+    "customer_id",
+    "event_id",
+    "event_type",
+    "event_time",
+    "values",
+    "dimensions",
+    "schema_id",
+    "on_time",
+    "kafka_partition",
+    "kafka_offset",
+]
 
 
 def norm(d: Decimal | str) -> str:

@@ -10,6 +10,7 @@ import pytest
 from tallyflow.billing import invoice
 from tallyflow.core import catalog
 from tallyflow.land import catalog_store
+from tests.vector_cases import EVENT_COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +31,7 @@ CATALOG = catalog.parse(
         "subscriptions": [{"customer": "c1", "plan": "p", "start": "2026-01-01T00:00:00Z"}],
     }
 )
-COLUMNS = [
-    "customer_id",
-    "event_id",
-    "event_type",
-    "event_time",
-    "values",
-    "dimensions",
-    "schema_id",
-    "on_time",
-    "kafka_partition",
-    "kafka_offset",
-]
+COLUMNS = EVENT_COLUMNS
 
 
 @pytest.fixture

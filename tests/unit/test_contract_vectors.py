@@ -17,6 +17,7 @@ from tallyflow.core import catalog, plans, pricing, totals
 from tallyflow.core.events import parse_time
 from tallyflow.core.periods import Selection, at_instant, iso_utc, parse_period
 from tallyflow.land import catalog_store
+from tests.vector_cases import EVENT_COLUMNS
 
 DOC = json.loads((Path(__file__).parents[1] / "vectors" / "contracts.json").read_text())
 CATALOG = catalog.parse(DOC["catalog"], "contracts")
@@ -96,19 +97,7 @@ def store(clickhouse_client):
             ]
             for n, e in enumerate(EVENTS)
         ],
-        column_names=[
-            "customer_id",
-            "event_id",
-            "event_type",
-            "event_time",
-            "values",
-            "dimensions",
-            "schema_id",
-            "on_time",
-            "lateness",
-            "kafka_partition",
-            "kafka_offset",
-        ],
+        column_names=[*EVENT_COLUMNS[:8], "lateness", *EVENT_COLUMNS[8:]],
         settings={"insert_deduplication_token": uuid.uuid4().hex},
     )
     return client

@@ -18,21 +18,9 @@ from tallyflow.core.events import parse_time
 from tallyflow.core.model import Charge, Meter
 from tallyflow.core.periods import month_bounds
 from tallyflow.land import catalog_store, clickhouse
-from tests.vector_cases import load, load_versions, norm
+from tests.vector_cases import EVENT_COLUMNS, load, load_versions, norm
 
 PERIOD, CATALOG, CASES = load()
-EVENT_COLUMNS = [
-    "customer_id",
-    "event_id",
-    "event_type",
-    "event_time",
-    "values",
-    "dimensions",
-    "schema_id",
-    "on_time",
-    "kafka_partition",
-    "kafka_offset",
-]
 
 
 @pytest.fixture(scope="module")
