@@ -6,7 +6,6 @@ billing/invoice.py): both must give every invoice line and sum worked out by han
 from __future__ import annotations
 
 import json
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from tallyflow.core import catalog, plans, pricing, totals
 from tallyflow.core.events import parse_time
 from tallyflow.core.periods import Selection, at_instant, iso_utc, parse_period
 from tallyflow.land import catalog_store
-from tests.vector_cases import EVENT_COLUMNS
+from tests.vector_cases import store_events
 
 DOC = json.loads((Path(__file__).parents[1] / "vectors" / "contracts.json").read_text())
 CATALOG = catalog.parse(DOC["catalog"], "contracts")
@@ -79,27 +78,7 @@ def store(clickhouse_client):
     for table in ("events", "invoices_finalized", "invoice_lines_finalized"):
         client.command(f"TRUNCATE TABLE {table}")
     catalog_store.apply(client, CATALOG, "tests/vectors/contracts.json")
-    client.insert(
-        "events",
-        [
-            [
-                e["customer_id"],
-                e["event_id"],
-                e["event_type"],
-                e["event_time"],
-                {k: Decimal(v) for k, v in e["values"].items()},
-                e["dimensions"],
-                1002,
-                1,
-                "on_time",
-                0,
-                n,
-            ]
-            for n, e in enumerate(EVENTS)
-        ],
-        column_names=[*EVENT_COLUMNS[:8], "lateness", *EVENT_COLUMNS[8:]],
-        settings={"insert_deduplication_token": uuid.uuid4().hex},
-    )
+    store_events(client, EVENTS)
     return client
 
 

@@ -18,7 +18,7 @@ from tallyflow.core.events import parse_time
 from tallyflow.core.model import Charge, Meter
 from tallyflow.core.periods import month_bounds
 from tallyflow.land import catalog_store, clickhouse
-from tests.vector_cases import EVENT_COLUMNS, load, load_versions, norm
+from tests.vector_cases import EVENT_COLUMNS, load, load_versions, norm, store_events
 
 PERIOD, CATALOG, CASES = load()
 
@@ -29,23 +29,7 @@ def invoices(clickhouse_client) -> dict:
     for table in ("events", "invoices_finalized", "invoice_lines_finalized"):
         client.command(f"TRUNCATE TABLE {table}")
     catalog_store.apply(client, CATALOG, "tests/vectors/invoices.json")
-    events = [ev for case in CASES for ev in case.events]
-    rows = [
-        [
-            e["customer_id"],
-            e["event_id"],
-            e["event_type"],
-            e["event_time"],
-            {k: Decimal(v) for k, v in e["values"].items()},
-            e["dimensions"],
-            1002,
-            1,
-            0,
-            n,
-        ]
-        for n, e in enumerate(events)
-    ]
-    client.insert("events", rows, column_names=EVENT_COLUMNS)
+    store_events(client, [ev for case in CASES for ev in case.events])
     return {i.customer: i for i in invoice.compute(client, PERIOD)}
 
 
