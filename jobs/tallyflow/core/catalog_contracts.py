@@ -131,7 +131,7 @@ def check_coupon_uses(
     plan = {pl.id: pl for pl in plans}
     for s in subs:
         where = f"subscription of {s.customer}"
-        ranges: dict[str, list[tuple[int, float]]] = {}
+        ranges: dict[str, list[tuple[int, int | None]]] = {}  # first period, end (None: forever)
         length = plan[s.plan].billing_period if s.plan in plan else "month"
         for use in s.coupons:
             coupon = by_id.get(use.coupon)
@@ -144,9 +144,9 @@ def check_coupon_uses(
                     f"coupon {coupon.id} is {coupon.currency} and plan {s.plan} bills in {plan[s.plan].currency}",
                 )
             first = first_period_index(use, length, s.billing_anchor)
-            last = first + {"once": 1, "repeating": coupon.periods}.get(coupon.duration, float("inf"))
+            last = None if coupon.span is None else first + coupon.span
             for a, b in ranges.get(coupon.id, []):
-                if first < b and a < last:
+                if (b is None or first < b) and (last is None or a < last):
                     p.add(where, f"coupon {coupon.id} is used twice over the same periods")
             ranges.setdefault(coupon.id, []).append((first, last))
 

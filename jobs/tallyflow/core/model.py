@@ -160,6 +160,11 @@ class Coupon:
     periods: int = 0  # repeating: how many periods
     applies_to: tuple[str, ...] = ()  # meters; () = every line
 
+    @property
+    def span(self) -> int | None:
+        """How many periods it applies to from its first: once 1, repeating `periods`, forever None."""
+        return {"once": 1, "repeating": self.periods}.get(self.duration)
+
 
 @dataclass(frozen=True)
 class Tax:

@@ -42,8 +42,7 @@ def active_coupons(catalog: Catalog, sub: Subscription, period: Period) -> list[
     for use in sub.coupons:
         coupon = catalog.coupon(use.coupon)
         first = first_period_index(use, length, sub.billing_anchor)
-        count = {"once": 1, "repeating": coupon.periods}.get(coupon.duration)
-        if k >= first and (count is None or k < first + count):
+        if k >= first and (coupon.span is None or k < first + coupon.span):
             out.append(coupon)
     return out
 
